@@ -1,0 +1,79 @@
+"""The SPHINX conversation template (LLaMA2-Accessory ``conv_v1_2``): the one place that renders it.
+
+    <system>\\n\\n### Human: Q1\\n### Assistant: A1\\n### Human: Q2\\n### Assistant:
+
+Every assistant answer is followed by ``"\\n###"``; that suffix is both the training target's end
+and the stop signal at generation time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Literal, Sequence
+
+SYSTEM = (
+    "A chat between a curious human and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the human's questions."
+)
+SEP = "###"
+ANSWER_END = "\n" + SEP
+ROLES = {"user": "Human", "assistant": "Assistant"}
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Rendered prompt text and the character spans (start, end) the loss supervises."""
+
+    text: str
+    supervised: tuple[tuple[int, int], ...]
+
+
+def as_messages(items: Iterable[Message | dict]) -> list[Message]:
+    """Accept ``Message`` objects or ``{"role": ..., "content": ...}`` dicts."""
+    out = []
+    for item in items:
+        msg = item if isinstance(item, Message) else Message(item["role"], item["content"])
+        if msg.role not in ROLES:
+            raise ValueError(f"role must be one of {sorted(ROLES)}, got {msg.role!r}")
+        out.append(msg)
+    return out
+
+
+def render(messages: Sequence[Message | dict], add_generation_prompt: bool = False) -> Rendered:
+    """Render a conversation.
+
+    Each assistant turn supervises ``answer + "\\n###"``. With ``add_generation_prompt`` an open
+    ``" Assistant:"`` turn is appended (no trailing space), which is how prompts end at inference.
+    """
+    text = SYSTEM + "\n\n" + SEP
+    spans = []
+    for msg in as_messages(messages):
+        text += f" {ROLES[msg.role]}: "
+        if msg.role == "assistant":
+            spans.append((len(text), len(text) + len(msg.content) + len(ANSWER_END)))
+        text += msg.content + ANSWER_END
+    if add_generation_prompt:
+        text += f" {ROLES['assistant']}:"
+    return Rendered(text, tuple(spans))
+
+
+def history_to_messages(history: Sequence[tuple[str, str]], question: str) -> list[Message]:
+    """``[(q1, a1), ...] + q`` -> messages ending with the open user question."""
+    msgs = []
+    for q, a in history:
+        msgs += [Message("user", q), Message("assistant", a)]
+    msgs.append(Message("user", question))
+    return msgs
+
+
+def cut_answer(text: str) -> str:
+    """The answer is what the model wrote before the first separator, right-stripped."""
+    return text.split(SEP, 1)[0].rstrip()

@@ -1,0 +1,106 @@
+"""Images -> padded square -> tensor -> views; chat messages -> token ids with placeholders + labels.
+
+Frames: the model sees the image padded to a square (original centred) and resized to
+``image_size``; box coordinates the model reads and writes are normalised to that padded square.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .config import SphinxConfig
+from .constants import CLIP_MEAN, CLIP_STD, IGNORE_INDEX, IMAGE_PLACEHOLDER_ID, PAD_COLOR
+from .conversation import Message, render
+from .tokenizer import Tokenizer
+
+# --- images ------------------------------------------------------------------------------------
+
+
+def pad_to_square(image: Image.Image, fill: tuple[int, int, int] = PAD_COLOR) -> Image.Image:
+    """Centre ``image`` on a square canvas of side max(W, H); offset (long - short) // 2."""
+    image = image.convert("RGB")
+    w, h = image.size
+    side = max(w, h)
+    canvas = Image.new("RGB", (side, side), fill)
+    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
+    return canvas
+
+
+def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
+    """Padded-square, PIL-bicubic resized, CLIP-normalised float32 tensor (3, size, size)."""
+    square = pad_to_square(image).resize((size, size), Image.Resampling.BICUBIC)
+    x = torch.from_numpy(np.asarray(square, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean = torch.tensor(CLIP_MEAN).view(3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(3, 1, 1)
+    return (x - mean) / std
+
+
+def resize_bicubic(x: torch.Tensor, size: int) -> torch.Tensor:
+    """In-model resize as the original does it: bicubic through fp16, no antialias; identity if same."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x.half(), size=(size, size), mode="bicubic", align_corners=False).to(x.dtype)
+
+
+def make_views(images: torch.Tensor, view_size: int, grid: int) -> torch.Tensor:
+    """(N, 3, S, S) -> (V*N, 3, v, v) stacked view-major: [global(N), crop_0(N), ...].
+
+    The global view is the image resized to v; with grid g > 1 the crops are the g x g raster
+    tiles of the image resized to g*v (a no-op when S == g*v, as for SPHINX-1k's 448 -> 2x224).
+    """
+    views = [resize_bicubic(images, view_size)]
+    if grid > 1:
+        big = resize_bicubic(images, grid * view_size)
+        views += [big[:, :, r * view_size:(r + 1) * view_size, c * view_size:(c + 1) * view_size]
+                  for r in range(grid) for c in range(grid)]
+    return torch.cat(views, dim=0)
+
+
+# --- text --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Encoded:
+    """One sequence: ids with ``image_tokens`` placeholders after BOS when it has an image."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+
+class Processor:
+    """Turns (messages, image) into model inputs for one SPHINX config and tokenizer."""
+
+    def __init__(self, tokenizer: Tokenizer, config: SphinxConfig):
+        self.tokenizer = tokenizer
+        self.image_size = config.image_size
+        self.image_tokens = config.image_tokens
+
+    def image(self, image: Image.Image) -> torch.Tensor:
+        return image_to_tensor(image, self.image_size)
+
+    def _prefix(self, has_image: bool) -> list[int]:
+        return [self.tokenizer.bos_id] + [IMAGE_PLACEHOLDER_ID] * (self.image_tokens * has_image)
+
+    def encode_prompt(self, messages: Sequence[Message | dict], has_image: bool) -> list[int]:
+        """Ids of a conversation whose last message is the user's question (open assistant turn)."""
+        text = render(messages, add_generation_prompt=True).text
+        return self._prefix(has_image) + self.tokenizer.encode(text)
+
+    def encode_training(self, messages: Sequence[Message | dict], has_image: bool) -> Encoded:
+        """Ids + labels: only ``answer + "\\n###"`` of each assistant turn is supervised; EOS ends."""
+        rendered = render(messages)
+        ids, spans = self.tokenizer.encode_with_offsets(rendered.text)
+        labels = [IGNORE_INDEX] * len(ids)
+        for i, (a, b) in enumerate(spans):
+            b = max(b, a + 1)  # a byte-fallback piece may have an empty character span
+            if any(max(a, s) < min(b, e) for s, e in rendered.supervised):
+                labels[i] = ids[i]
+        prefix = self._prefix(has_image)
+        return Encoded(prefix + ids + [self.tokenizer.eos_id],
+                       [IGNORE_INDEX] * len(prefix) + labels + [IGNORE_INDEX])
