@@ -1,0 +1,1 @@
+"""Checkpoint I/O. ``ours``: our directory format (config.json + tokenizer.model + safetensors)."""

@@ -1,0 +1,144 @@
+"""Chat pipeline: model + tokenizer + processor behind ``chat`` / ``stream`` / ``batch_chat``."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from PIL import Image
+
+from ..config import PRESET_NAMES
+from ..conversation import SEP, cut_answer, history_to_messages
+from ..model import SphinxModel, build
+from ..processing import Processor
+from ..tokenizer import Tokenizer
+from .generate import SamplingParams, generate, generate_stream
+
+ImageLike = str | Path | Image.Image | None
+
+
+def bundled_tokenizer_path() -> Path:
+    """The small SentencePiece model shipped for the toy presets."""
+    return Path(str(resources.files("sphinx_mllm") / "assets" / "toy-tokenizer.model"))
+
+
+def example_image_path() -> Path:
+    return Path(str(resources.files("sphinx_mllm") / "assets" / "example.png"))
+
+
+@dataclass
+class Answer:
+    text: str
+    tokens: list[int]
+    prompt_tokens: int
+    finish_reason: str  # "stop" (EOS or separator) or "length"
+
+
+class StopOnSeparator:
+    """Stops a row at EOS or once the decoded tail contains the conversation separator."""
+
+    def __init__(self, tokenizer: Tokenizer, window: int = 8):
+        self.tokenizer = tokenizer
+        self.window = window
+
+    def __call__(self, tokens: list[int]) -> bool:
+        if tokens[-1] == self.tokenizer.eos_id:
+            return True
+        return SEP in self.tokenizer.decode(tokens[-self.window:])
+
+
+class Pipeline:
+    def __init__(self, model: SphinxModel, tokenizer: Tokenizer):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.processor = Processor(tokenizer, model.cfg)
+        self.stop = StopOnSeparator(tokenizer)
+        if tokenizer.vocab_size > model.cfg.llm.vocab_size:
+            raise ValueError(f"tokenizer has {tokenizer.vocab_size} pieces but the model only "
+                             f"{model.cfg.llm.vocab_size} embeddings")
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.llm.output.weight.device
+
+    def _inputs(self, image: ImageLike, question: str, history) -> tuple[list[int], torch.Tensor | None]:
+        messages = history_to_messages(history or [], question)
+        pixels = None
+        if image is not None:
+            img = image if isinstance(image, Image.Image) else Image.open(image)
+            pixels = self.processor.image(img)[None].to(self.device, self.model.visual_proj[0].weight.dtype)
+        return self.processor.encode_prompt(messages, has_image=pixels is not None), pixels
+
+    def _answer(self, tokens: list[int], prompt_len: int) -> Answer:
+        stopped = bool(tokens) and self.stop(tokens)
+        return Answer(cut_answer(self.tokenizer.decode(tokens)), tokens, prompt_len,
+                      "stop" if stopped else "length")
+
+    def chat(self, image: ImageLike, question: str, history: Sequence[tuple[str, str]] | None = None,
+             **sampling) -> Answer:
+        """Answer ``question`` about ``image`` (path, PIL image or None for text-only).
+
+        ``history`` is ``[(question, answer), ...]`` of earlier turns; ``sampling`` are
+        :class:`SamplingParams` fields (max_new_tokens, temperature, top_p, top_k, seed).
+        """
+        return self.batch_chat([image], [question], [history], **sampling)[0]
+
+    def batch_chat(self, images: Sequence[ImageLike], questions: Sequence[str],
+                   histories: Sequence | None = None, **sampling) -> list[Answer]:
+        """Several independent chats decoded together (images all present or all None)."""
+        params = SamplingParams(**sampling)
+        histories = histories or [None] * len(questions)
+        inputs = [self._inputs(im, q, h) for im, q, h in zip(images, questions, histories)]
+        if len({px is None for _, px in inputs}) > 1:
+            raise ValueError("batch_chat needs images for all questions or for none")
+        pixels = None if inputs[0][1] is None else torch.cat([px for _, px in inputs])
+        prompts = [ids for ids, _ in inputs]
+        outs = generate(self.model, prompts, pixels, params, self.stop, self.tokenizer.pad_id)
+        return [self._answer(o, len(p)) for o, p in zip(outs, prompts)]
+
+    def stream(self, image: ImageLike, question: str, history=None, **sampling) -> Iterator[str]:
+        """Yield text deltas of the answer as it is generated (cut at the separator)."""
+        params = SamplingParams(**sampling)
+        prompt, pixels = self._inputs(image, question, history)
+        tokens: list[int] = []
+        shown = ""
+        for step in generate_stream(self.model, [prompt], pixels, params, self.stop,
+                                    self.tokenizer.pad_id):
+            tokens.append(step.tokens[0])
+            text = self.tokenizer.decode(tokens)
+            # Hold back a possible partial separator at the end until it is resolved.
+            visible = cut_answer(text) if step.finished[0] else text.split(SEP, 1)[0].rstrip("#")
+            if len(visible) > len(shown) and visible.startswith(shown):
+                yield visible[len(shown):]
+                shown = visible
+
+
+def load(path_or_preset: str | Path, device: str | torch.device | None = None,
+         dtype: torch.dtype | None = None) -> Pipeline:
+    """A chat pipeline from our checkpoint directory, or a preset name with random weights.
+
+    Presets use the bundled toy tokenizer; for the real-size presets that only makes sense for
+    benchmarks (random weights, ids beyond the toy vocabulary decode to nothing).
+    """
+    from ..checkpoint import ours
+
+    if str(path_or_preset) in PRESET_NAMES:
+        name = str(path_or_preset)
+        if not name.startswith("toy"):
+            warnings.warn(f"{name}: random weights with the toy tokenizer (benchmarking only)")
+        model = build(name, device=device, dtype=dtype)
+        return Pipeline(model, Tokenizer.from_file(bundled_tokenizer_path()))
+    path = Path(path_or_preset)
+    if ours.is_checkpoint_dir(path):
+        model = ours.load(path, device=device, dtype=dtype)
+        return Pipeline(model, Tokenizer.from_file(path / ours.TOKENIZER))
+    raise FileNotFoundError(
+        f"{path_or_preset!r} is neither a preset ({', '.join(PRESET_NAMES)}) nor a checkpoint "
+        f"directory with {ours.CONFIG} and {ours.INDEX}")
+
+
+__all__ = ["Answer", "Pipeline", "SamplingParams", "load"]
