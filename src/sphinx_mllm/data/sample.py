@@ -1,0 +1,115 @@
+"""The one sample type every adapter yields, and the bookkeeping of skipped records."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, TypeVar
+
+from PIL import Image
+
+from ..conversation import Message
+from ..tasks import ImageFrame
+
+log = logging.getLogger(__name__)
+
+HUMAN_ROLES = ("human", "user")
+ASSISTANT_ROLES = ("gpt", "assistant")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training conversation.
+
+    ``image`` is the image file (None for text-only samples); boxes inside ``messages`` are in the
+    normalised padded-square frame. ``task`` is a name from ``tasks.TASK_NAMES``; ``source`` is a
+    stable id ``"<format>:<file>:<record>"`` that names where the sample came from.
+    """
+
+    image: Path | None
+    messages: tuple[Message, ...]
+    task: str
+    source: str
+
+    @property
+    def num_chars(self) -> int:
+        """Characters of all turns: the length key the sampler buckets by (spec 9.4)."""
+        return sum(len(m.content) for m in self.messages)
+
+    def to_json(self) -> dict:
+        """LLaVA / LLaMA2-Accessory record (``from``: human/gpt), plus ``task`` and ``source``."""
+        record: dict = {}
+        if self.image is not None:
+            record["image"] = str(Path(self.image).absolute())
+        record["conversations"] = [
+            {"from": "human" if m.role == "user" else "gpt", "value": m.content}
+            for m in self.messages
+        ]
+        record.update(task=self.task, source=self.source)
+        return record
+
+
+class Malformed(ValueError):
+    """A record that cannot become a sample; the message says why."""
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Skips:
+    """Counts skipped records per file and logs one warning per skip naming file and record."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def skip(self, file: str | Path, record: object, reason: str) -> None:
+        self.counts[str(file)] += 1
+        log.warning("%s: skipped record %s: %s", file, record, reason)
+
+    def guard(self, file: str | Path, record: object, convert: Callable[[], list[R]]) -> list[R]:
+        """``convert()``, or ``[]`` (counted and logged) when the record is malformed.
+
+        Malformed means missing or mistyped fields, impossible values, or an unreadable image;
+        anything else (a bug) still raises.
+        """
+        try:
+            return convert()
+        except (Malformed, KeyError, TypeError, ValueError, IndexError, AttributeError,
+                OSError) as err:
+            self.skip(file, record, f"{type(err).__name__}: {err}")
+            return []
+
+
+def messages_from_pairs(pairs: list[tuple[str, str]]) -> tuple[Message, ...]:
+    return tuple(m for q, a in pairs for m in (Message("user", q), Message("assistant", a)))
+
+
+def image_frame(width: object, height: object, image: Path | None) -> ImageFrame:
+    """Frame from the annotation's width/height when present, else from the image file header."""
+    if isinstance(width, (int, float)) and isinstance(height, (int, float)) and width > 0 and height > 0:
+        return ImageFrame(int(width), int(height))
+    if image is None:
+        raise Malformed("no image size in the record and no image file")
+    with Image.open(image) as img:  # reads the header only
+        return ImageFrame(*img.size)
+
+
+def text(value: object, what: str) -> str:
+    """A non-empty stripped string field."""
+    if not isinstance(value, str) or not value.strip():
+        raise Malformed(f"{what} must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def iter_guarded(file: Path, items: Iterable[tuple[str, T]], skips: Skips,
+                 convert: Callable[[str, T], list[Sample]]) -> Iterator[Sample]:
+    """``convert(record id, record)`` for each pair, skipping (and counting) malformed ones."""
+    for key, item in items:
+        yield from skips.guard(file, key, lambda: convert(key, item))
