@@ -103,6 +103,12 @@ class SphinxModel(nn.Module):
         llm = self.llm
         device = llm.output.weight.device
         llm.rope = rope_table(llm.cfg.head_dim, 2 * llm.cfg.max_seq_len, llm.cfg.rope_theta).to(device)
+        for encoder in self.encoders.values():
+            if hasattr(encoder, "reset_buffers"):
+                encoder.reset_buffers()
+        left = [name for name, buf in self.named_buffers() if buf.is_meta]
+        if left:
+            raise RuntimeError(f"buffers still on the meta device after reset: {left}")
 
     def param_counts(self) -> dict:
         """Parameter counts by part: llm, projector (projections + start/end), vision per encoder."""

@@ -24,6 +24,13 @@ class ClipEncoder(nn.Module):
     def width(self) -> int:
         return self.cfg.width
 
+    def reset_buffers(self) -> None:
+        """Recreate transformers' non-persistent ``position_ids`` (lost when built on ``meta``)."""
+        emb = self.model.embeddings
+        if hasattr(emb, "position_ids"):
+            device = emb.position_embedding.weight.device
+            emb.position_ids = torch.arange(emb.num_positions, device=device).expand((1, -1))
+
     def forward(self, views: torch.Tensor) -> torch.Tensor:
         """(B, 3, v, v) -> (B, 1 + (v/14)^2, width): CLS then patches in raster order."""
         hidden = self.model(pixel_values=views).last_hidden_state  # before ln_post

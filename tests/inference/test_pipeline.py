@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+import sphinx_mllm
+from sphinx_mllm.inference.pipeline import Pipeline, StopOnSeparator, example_image_path
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    torch.manual_seed(0)
+    return sphinx_mllm.load("toy-1k")
+
+
+def test_chat_returns_an_answer_object(pipe):
+    ans = pipe.chat(example_image_path(), "What's in the image?", max_new_tokens=6)
+    assert isinstance(ans.text, str) and 1 <= len(ans.tokens) <= 6
+    assert ans.prompt_tokens > pipe.model.cfg.image_tokens
+    assert ans.finish_reason in {"stop", "length"}
+
+
+def test_history_makes_the_prompt_longer(pipe):
+    a = pipe.chat(None, "Q2", max_new_tokens=2)
+    b = pipe.chat(None, "Q2", history=[("Q1", "A1")], max_new_tokens=2)
+    assert b.prompt_tokens > a.prompt_tokens
+
+
+def test_stream_concatenates_to_the_chat_text(pipe):
+    image = example_image_path()
+    text = "".join(pipe.stream(image, "Describe it.", max_new_tokens=12))
+    assert text == pipe.chat(image, "Describe it.", max_new_tokens=12).text
+
+
+def test_batch_chat_matches_single_chats(pipe):
+    image = example_image_path()
+    qs = ["What's in the image?", "Detect all objects shown in the image."]
+    batch = pipe.batch_chat([image, image], qs, max_new_tokens=5)
+    assert [a.tokens for a in batch] == [pipe.chat(image, q, max_new_tokens=5).tokens for q in qs]
+
+
+def test_stop_on_separator(tokenizer):
+    stop = StopOnSeparator(tokenizer)
+    assert stop(tokenizer.encode("a cat\n###"))
+    assert stop([5, tokenizer.eos_id])
+    assert not stop(tokenizer.encode("a cat ##"))
+
+
+def test_load_rejects_unknown_names(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a preset"):
+        sphinx_mllm.load(tmp_path / "nothing")
+
+
+def test_tokenizer_larger_than_the_model_is_rejected(tokenizer):
+    model = sphinx_mllm.build("toy")
+    model.cfg.llm.vocab_size = 10
+    with pytest.raises(ValueError, match="embeddings"):
+        Pipeline(model, tokenizer)

@@ -1,0 +1,102 @@
+"""Each encoder wrapper's tokens equal a direct computation with the same weights."""
+
+import torch
+import torch.nn.functional as F
+
+from sphinx_mllm.config import SphinxConfig
+from sphinx_mllm.model.vision import ClipEncoder, ConvNextEncoder, Dinov2Encoder, QFormerEncoder
+
+CFG = SphinxConfig.from_name("toy")
+TINY = SphinxConfig.from_name("toy-tiny")
+
+
+def perturb(module: torch.nn.Module) -> torch.nn.Module:
+    """Add noise to every weight: some towers init near-constant (BLIP-2's std is 1e-10)."""
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return module.eval()
+
+
+def views(size: int, n: int = 2) -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.randn(n, 3, size, size)
+
+
+@torch.no_grad()
+def test_clip_takes_every_token_after_ln_post():
+    enc = perturb(ClipEncoder(CFG.clip))
+    x = views(56)
+    m = enc.model
+    h = m.embeddings(x)  # CLS + 16 patches with positions
+    h = m.pre_layrnorm(h)
+    h = m.encoder(inputs_embeds=h).last_hidden_state
+    expected = F.layer_norm(h, (32,), m.post_layernorm.weight, m.post_layernorm.bias, 1e-5)
+    got = enc(x)
+    assert got.shape == (2, 1 + 4 * 4, 32)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_convnext_upsamples_the_head_normed_map_and_prepends_gap():
+    enc = perturb(ConvNextEncoder(CFG.convnext))
+    x = views(56)
+    # direct: nearest 56 -> 64 through fp16, trunk, LayerNorm per location, 2x2 -> 4x4 by index
+    x64 = F.interpolate(x.half(), size=(64, 64), mode="nearest").float()
+    fmap = enc.model.encoder(enc.model.embeddings(x64)).last_hidden_state  # (2, 32, 2, 2)
+    assert fmap.shape == (2, 32, 2, 2)
+    ln = enc.model.layernorm
+    normed = F.layer_norm(fmap.permute(0, 2, 3, 1), (32,), ln.weight, ln.bias, 1e-5)
+    rows = torch.arange(4) // 2
+    up = normed[:, rows][:, :, rows]  # token (r, c) = map (r // 2, c // 2)
+    patches = up.reshape(2, 16, 32)
+    expected = torch.cat([patches.mean(1, keepdim=True), patches], dim=1)
+    got = enc(x)
+    assert got.shape == (2, 17, 32)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    # the GAP token equals the mean of the un-repeated map as well
+    torch.testing.assert_close(got[:, 0], normed.mean((1, 2)), atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_convnext_uses_timm_xxlarge_layernorm_eps():
+    enc = ConvNextEncoder(CFG.convnext)
+    eps = {m.eps for m in enc.modules() if isinstance(m, torch.nn.LayerNorm)}
+    assert eps == {1e-5}
+
+
+@torch.no_grad()
+def test_convnext_native_grid_for_tiny():
+    enc = ConvNextEncoder(TINY.convnext).eval()
+    assert enc(views(128, 1)).shape == (1, 17, 32)  # 128 / 32 = 4x4, no repeat
+
+
+@torch.no_grad()
+def test_dinov2_renormalises_to_imagenet_and_interpolates_positions():
+    enc = perturb(Dinov2Encoder(CFG.dinov2))
+    x = views(56)
+    clip_mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+    clip_std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+    in_mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    in_std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    pixels01 = x * clip_std + clip_mean
+    expected = enc.model(pixel_values=(pixels01 - in_mean) / in_std).last_hidden_state
+    got = enc(x)
+    assert got.shape == (2, 17, 32)  # native 5x5 position grid interpolated to 4x4
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got, enc.model(pixel_values=x).last_hidden_state)
+
+
+@torch.no_grad()
+def test_qformer_returns_query_outputs():
+    enc = perturb(QFormerEncoder(CFG.qformer))
+    x = views(56)
+    image_embeds = enc.vision_model(pixel_values=x).last_hidden_state
+    expected = enc.qformer(query_embeds=enc.query_tokens.expand(2, -1, -1),
+                           encoder_hidden_states=image_embeds).last_hidden_state
+    got = enc(x)
+    assert got.shape == (2, 8, 32)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    # the queries really look at the image
+    assert not torch.allclose(got[0], got[1])
