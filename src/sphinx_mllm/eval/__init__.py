@@ -1,0 +1,1 @@
+"""Evaluation: metrics (pure functions behind a name registry) and, later, benchmark runners."""
