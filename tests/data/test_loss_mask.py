@@ -1,0 +1,76 @@
+"""Only answer spans are supervised, for a converted sample of every task."""
+
+import random
+from pathlib import Path
+
+import pytest
+
+import sphinx_mllm
+from sphinx_mllm.config import SphinxConfig
+from sphinx_mllm.constants import IGNORE_INDEX
+from sphinx_mllm.conversation import Message
+from sphinx_mllm.data import Sample
+from sphinx_mllm.processing import Processor
+from sphinx_mllm.tasks import (QA, TASK_NAMES, TASKS, Box, Caption, Choice, Detection, Detections,
+                               GroundedCaption, Keypoints, Point, Pose, Region, make_turn)
+from sphinx_mllm.tokenizer import Tokenizer
+
+BOX = Box(0.12, 0.5, 0.33, 0.91)
+EXAMPLES = {
+    "vqa": QA("What is it?", "a cat"),
+    "multiple_choice": Choice("Which?", ("x", "y", "z"), 2),
+    "short_caption": Caption("A cat on a mat."),
+    "detailed_caption": Caption("A grey cat sleeps on a red mat. Sun shines."),
+    "rec": Region("the cat", (BOX,)),
+    "reg": Region("the cat", (BOX,)),
+    "grounded_caption": GroundedCaption(("A ", Detection("cat", (BOX, BOX)), " sleeps.")),
+    "detection": Detections((Detection("cat", (BOX,)), Detection("mat", (BOX,)))),
+    "category_detection": Detections((Detection("cat", (BOX,)),), "cat"),
+    "text_detection": Detections((Detection("EXIT", (BOX,)),)),
+    "layout": Detections((Detection("title", (BOX,)),)),
+    "pose": Pose(BOX, Keypoints((("nose", Point(0.2, 0.6)), ("left eye", Point(0.21, 0.58))))),
+}
+
+
+@pytest.fixture(scope="module")
+def processor():
+    tokenizer = Tokenizer.from_file(Path(sphinx_mllm.__file__).parent / "assets" / "toy-tokenizer.model")
+    return Processor(tokenizer, SphinxConfig.from_name("toy"))
+
+
+def _samples():
+    rng = random.Random(0)
+    for task, example in EXAMPLES.items():
+        q, a = make_turn(task, example, rng)
+        yield Sample(Path("x.jpg"), (Message("user", q), Message("assistant", a)), task, task)
+    yield Sample(Path("x.jpg"), (Message("user", "What?"), Message("assistant", "A cat."),
+                                 Message("user", "Color?"), Message("assistant", "Grey.")),
+                 "conversation", "conversation")
+    yield Sample(None, (Message("user", ""), Message("assistant", "Plain web text.")),
+                 "dialogue", "dialogue")
+
+
+def _runs(labels):
+    runs, current = [], []
+    for label in labels:
+        if label == IGNORE_INDEX:
+            if current:
+                runs.append(current)
+            current = []
+        else:
+            current.append(label)
+    return runs + [current] * bool(current)
+
+
+def test_every_task_is_covered():
+    assert {s.task for s in _samples()} == set(TASK_NAMES) == set(TASKS) | {"conversation", "dialogue"}
+
+
+@pytest.mark.parametrize("sample", list(_samples()), ids=lambda s: s.task)
+def test_only_answers_are_supervised(processor, sample):
+    encoded = processor.encode_training(sample.messages, sample.image is not None)
+    answers = [m.content for m in sample.messages if m.role == "assistant"]
+    runs = _runs(encoded.labels)
+    assert [processor.tokenizer.decode(r).strip() for r in runs] == [a + "\n###" for a in answers]
+    assert encoded.labels[:1 + processor.image_tokens * (sample.image is not None)] == \
+        [IGNORE_INDEX] * (1 + processor.image_tokens * (sample.image is not None))

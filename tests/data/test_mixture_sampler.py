@@ -1,0 +1,136 @@
+"""YAML mixtures, the type-grouped length-bucketed sampler, and the collate function."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import sphinx_mllm
+from sphinx_mllm.config import SphinxConfig
+from sphinx_mllm.constants import IGNORE_INDEX, IMAGE_PLACEHOLDER_ID
+from sphinx_mllm.data import (Collator, TypeGroupedBatchSampler, format_stats, load_mixture,
+                              mixture_stats, read_mixture_config)
+from sphinx_mllm.processing import Processor
+from sphinx_mllm.tokenizer import Tokenizer
+
+TOKENIZER = Path(sphinx_mllm.__file__).parent / "assets" / "toy-tokenizer.model"
+
+
+@pytest.fixture
+def mixture_yaml(tmp_path, write_json):
+    images = tmp_path / "images"
+    for i, size in enumerate([(30, 20), (20, 40), (16, 16)]):
+        images.mkdir(exist_ok=True)
+        Image.new("RGB", size, (i * 50, 0, 0)).save(images / f"{i}.png")
+    write_json(tmp_path / "ann" / "chat.json", [
+        {"image": f"{i % 3}.png", "conversations": [{"from": "human", "value": "Q" * (i + 1)},
+                                                    {"from": "gpt", "value": f"answer {i}"}]}
+        for i in range(10)] + [{"image": "0.png"}])
+    (tmp_path / "ann" / "web.jsonl").write_text(
+        "".join(json.dumps({"text": "word " * (i + 1)}) + "\n" for i in range(6)))
+    config = tmp_path / "mix.yaml"
+    config.write_text(
+        "META:\n"
+        "  - path: ann/chat.json\n    type: image_text\n    root: images\n"
+        "  - path: ann/web.jsonl\n    type: text\n    format: text\n    ratio: 0.5\n"
+        "    weight: 2\n")
+    return config
+
+
+def test_config_and_mixture(mixture_yaml):
+    sources = read_mixture_config(mixture_yaml)
+    assert [(s.format, s.type, s.weight, s.ratio) for s in sources] == \
+        [("llava", "image_text", 1.0, 1.0), ("text", "text", 2.0, 0.5)]
+    assert sources[0].root == mixture_yaml.parent / "images"
+    mixture = load_mixture(sources)
+    assert len(mixture) == 13 and [s.total for s in mixture.skips] == [1, 0]
+    assert mixture.types.count("text") == 3 and mixture.weights[-1] == 2.0
+    assert mixture[0].image == mixture_yaml.parent / "images" / "0.png"
+
+
+def test_config_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    for text in ("nope: 1\n", "META:\n  - path: x\n", "META:\n  - {path: x, type: t, format: z}\n",
+                 "META:\n  - {path: x, type: t, wieght: 2}\n"):
+        bad.write_text(text)
+        with pytest.raises(ValueError):
+            read_mixture_config(bad)
+
+
+def _sampler(**kw):
+    types = ["a"] * 10 + ["b"] * 7
+    lengths = [(i * 7) % 13 for i in range(17)]
+    args = dict(batch_size=2, world_size=2, accum=1, seed=3)
+    args.update(kw)
+    return TypeGroupedBatchSampler(types, lengths, **args), types, lengths
+
+
+def test_global_batches_stay_within_one_type_and_are_length_sorted():
+    sampler, types, lengths = _sampler()
+    ranks = [list(_sampler(rank=r)[0]) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == 2 + 1  # 10 // 4 + 7 // 4 global batches
+    for a, b in zip(*ranks):
+        global_batch = a + b
+        assert len({types[i] for i in global_batch}) == 1
+        assert [lengths[i] for i in global_batch] == sorted(lengths[i] for i in global_batch)
+    seen = [i for batches in ranks for b in batches for i in b]
+    assert len(seen) == len(set(seen)) == 12
+
+
+def test_sampler_deterministic_epochs_and_resume():
+    sampler, _, _ = _sampler(accum=2, world_size=1)
+    first = list(sampler)
+    assert first == list(_sampler(accum=2, world_size=1)[0])
+    sampler.set_epoch(1)
+    assert list(sampler) != first  # global batches reshuffled with seed + epoch
+    resumed, _, _ = _sampler(accum=2, world_size=1)
+    resumed.load_state_dict(_sampler(accum=2, world_size=1)[0].state_dict(consumed=3))
+    assert list(resumed) == first[3:] and len(resumed) == len(first) - 3
+    with pytest.raises(ValueError):
+        resumed.load_state_dict({"seed": 9, "epoch": 0, "start": 0})
+
+
+def test_weights_repeat_and_drop_items():
+    sampler = TypeGroupedBatchSampler(["t"] * 4, [1, 2, 3, 4], 1, weights=[0, 3, 1, 0.5])
+    drawn = sorted(i for b in sampler for i in b)
+    assert drawn.count(0) == 0 and drawn.count(1) == 3 and drawn.count(2) == 1
+    assert drawn.count(3) in (0, 1)
+
+
+def test_collate_pads_right(mixture_yaml):
+    processor = Processor(Tokenizer.from_file(TOKENIZER), SphinxConfig.from_name("toy"))
+    mixture = load_mixture(read_mixture_config(mixture_yaml))
+    samples = [mixture[0], mixture[1], mixture[-1]]  # two with images, one text-only
+    batch = Collator(processor)(samples)
+    lengths = [len(processor.encode_training(s.messages, s.image is not None).input_ids)
+               for s in samples]
+    assert batch.input_ids.shape == (3, max(lengths))
+    assert batch.images.shape == (2, 3, 56, 56)
+    assert batch.has_image.tolist() == [True, True, False]
+    assert batch.attention_mask.sum(1).tolist() == lengths
+    assert (batch.input_ids[~batch.attention_mask] == 0).all()
+    assert (batch.labels[~batch.attention_mask] == IGNORE_INDEX).all()
+    assert (batch.input_ids == IMAGE_PLACEHOLDER_ID).sum().item() == 2 * processor.image_tokens
+    assert batch.tasks == ["conversation", "conversation", "dialogue"]
+    short = Collator(processor, max_length=processor.image_tokens + 5)(samples)
+    assert short.input_ids.shape[1] == processor.image_tokens + 5
+    with pytest.raises(ValueError):
+        Collator(processor, max_length=processor.image_tokens)(samples[:1])
+    loader = torch.utils.data.DataLoader(
+        mixture, batch_sampler=TypeGroupedBatchSampler(mixture.types, mixture.lengths, 2,
+                                                       weights=mixture.weights),
+        collate_fn=Collator(processor))
+    assert all(len(set(b.tasks)) == 1 for b in loader)
+
+
+def test_stats(mixture_yaml):
+    stats = mixture_stats(mixture_yaml, Tokenizer.from_file(TOKENIZER), "toy")
+    assert [(s.samples, s.skipped) for s in stats] == [(10, 1), (3, 0)]
+    processor = Processor(Tokenizer.from_file(TOKENIZER), SphinxConfig.from_name("toy"))
+    mixture = load_mixture(read_mixture_config(mixture_yaml))
+    longest = max(len(processor.encode_training(s.messages, s.image is not None).input_ids)
+                  for s in mixture.samples[:10])
+    assert stats[0].percentiles[100] == longest  # visual placeholders counted
+    assert format_stats(stats).splitlines()[0].split()[:4] == ["source", "type", "samples", "skipped"]
