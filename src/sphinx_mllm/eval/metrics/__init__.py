@@ -24,7 +24,15 @@ from .boxes import box_area, box_iou, rec_accuracy
 from .captions import CAPTION_METRICS, caption_metrics, simple_tokenize
 from .coco import detection_map, keypoint_oks_ap, pck
 from .registry import METRICS, get_metric, register
-from .yesno import MME_COGNITION, MME_PERCEPTION, mme, mme_parse, pope, pope_answer_is_parsable, pope_answer_is_yes
+from .yesno import (
+    MME_COGNITION,
+    MME_PERCEPTION,
+    mme,
+    mme_parse,
+    pope,
+    pope_answer_is_parsable,
+    pope_answer_is_yes,
+)
 
 __all__ = [
     "CAPTION_METRICS", "METRICS", "MME_COGNITION", "MME_PERCEPTION",

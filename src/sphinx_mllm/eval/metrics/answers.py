@@ -14,10 +14,11 @@ from .registry import check_paired, percent, register
 
 # --- VQA answer normalisation (rules of the official VQA evaluation, vqaEval.py) ----------------
 
-# Punctuation the official script deletes or turns into a space. Not in the list, on purpose:
-# "'" (contractions survive), ":" and "." (periods have their own rule below).
+# Punctuation the official script deletes or turns into a space. Not in its list: "'" (so
+# contractions survive), ":", and "." (periods have their own rule below).
 _VQA_PUNCT = (
-    ";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!",
+    ";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+",
+    "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!",
 )
 _DIGIT_COMMA_DIGIT = re.compile(r"\d,\d")
 # The official pattern is "(?!<=\d)(\.)(?!\d)"; its first group is a (mistyped) lookahead that
@@ -97,7 +98,9 @@ def normalize_vqa_answer(text: str) -> str:
     return vqa_digits_articles(vqa_punctuation(text))
 
 
-def vqa_item_score(prediction: str, gt_answers: Sequence[str], normalize_references: bool = False) -> float:
+def vqa_item_score(
+    prediction: str, gt_answers: Sequence[str], normalize_references: bool = False
+) -> float:
     """VQA accuracy of one answer, in [0, 1].
 
     ``gt_answers`` are the human answers (10 for VQAv2 / OK-VQA / TextVQA / VizWiz). Score =
@@ -147,7 +150,9 @@ def _exact_form(text: str) -> str:
 
 
 @register("exact_match")
-def exact_match_accuracy(predictions: Sequence[str], references: Sequence[str | Sequence[str]]) -> dict[str, float]:
+def exact_match_accuracy(
+    predictions: Sequence[str], references: Sequence[str | Sequence[str]]
+) -> dict[str, float]:
     """Exact-match accuracy as SPHINX scores GQA / VSR (spec 11.1).
 
     Both sides: periods removed, surrounding whitespace stripped, lower-cased; a reference may be
@@ -198,7 +203,9 @@ def anls_item_score(prediction: str, gt_answers: Sequence[str], threshold: float
 
 
 @register("anls")
-def anls(predictions: Sequence[str], references: Sequence[Sequence[str]], threshold: float = 0.5) -> dict[str, float]:
+def anls(
+    predictions: Sequence[str], references: Sequence[Sequence[str]], threshold: float = 0.5
+) -> dict[str, float]:
     """Average Normalised Levenshtein Similarity (DocVQA), x100: ``{"anls", "n"}``."""
     n = check_paired(predictions, references)
     total = sum(anls_item_score(p, r, threshold) for p, r in zip(predictions, references))

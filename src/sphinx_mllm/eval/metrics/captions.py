@@ -18,7 +18,8 @@ CAPTION_METRICS = ("bleu", "meteor", "rouge_l", "cider")
 
 # Tokens the COCO caption toolkit drops after PTB tokenisation.
 _PTB_PUNCTUATION = frozenset(
-    {"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--", "...", ";"}
+    {"''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
+     ".", "?", "!", ",", ":", "-", "--", "...", ";"}
 )
 _SIMPLE_TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]+")
 

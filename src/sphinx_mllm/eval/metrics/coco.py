@@ -40,7 +40,8 @@ def _run_cocoeval(
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
     except ImportError as err:
-        raise ImportError("detection / keypoint metrics need pycocotools: pip install pycocotools") from err
+        msg = "detection / keypoint metrics need pycocotools: pip install pycocotools"
+        raise ImportError(msg) from err
     images = [{"id": i} for i in image_ids]
     categories = [{"id": c} for c in category_ids]
     gt, dt = COCO(), COCO()
@@ -184,7 +185,8 @@ def pck(
         radius = threshold * max(x2 - x1, y2 - y1)
         points = list(pred) if pred is not None else [None] * len(ref["keypoints"])
         if len(points) != len(ref["keypoints"]):
-            raise ValueError(f"{len(points)} predicted keypoints for {len(ref['keypoints'])} references")
+            expected = len(ref["keypoints"])
+            raise ValueError(f"{len(points)} predicted keypoints, {expected} in the reference")
         for p, (gx, gy, v) in zip(points, ref["keypoints"]):
             if v <= 0:
                 continue
