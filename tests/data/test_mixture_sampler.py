@@ -134,3 +134,10 @@ def test_stats(mixture_yaml):
                   for s in mixture.samples[:10])
     assert stats[0].percentiles[100] == longest  # visual placeholders counted
     assert format_stats(stats).splitlines()[0].split()[:4] == ["source", "type", "samples", "skipped"]
+
+
+def test_example_config_parses():
+    config = Path(__file__).parents[2] / "configs" / "data-mixture-example.yaml"
+    sources = read_mixture_config(config)
+    assert {s.type for s in sources} == {"image_text", "text"}
+    assert all(s.path.is_absolute() for s in sources)

@@ -22,7 +22,7 @@ from .refcoco import read_refcoco
 from .visual_genome import read_vg_regions
 from .vqa import read_gqa, read_okvqa, read_textvqa, read_vqav2
 
-Reader = Callable[[Path, "str | None", "Path | None", int, Skips], Iterator[Sample]]
+Reader = Callable[[Path, str | None, Path | None, int, Skips], Iterator[Sample]]
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,8 @@ def read_refcoco(root: Path, split: str | None, images: Path | None, seed: int,
     refs = read_plain_pickle(pickle_file)
     if not isinstance(refs, list):
         raise ValueError(f"{pickle_file}: expected a list of refs, got {type(refs).__name__}")
-    dataset = root.name or "refcoco"
+    # root's folder name tells RefCOCO, RefCOCO+ and RefCOCOg apart in source ids
+    prefix = f"refcoco:{root.name}/{pickle_file.name}"
 
     def convert(key: str, ref: dict) -> list[Sample]:
         if ref["split"] != split:
@@ -58,7 +59,7 @@ def read_refcoco(root: Path, split: str | None, images: Path | None, seed: int,
         sentences = [text(s["sent"], "sentence") for s in ref["sentences"]]
         if not sentences:
             raise Malformed("ref has no sentences")
-        source = f"{dataset}:{pickle_file.name}:{ref['ref_id']}"
+        source = f"{prefix}:{ref['ref_id']}"
         rng = sample_rng(seed, source)
         out = [Sample(image.path, messages_from_pairs([make_turn("rec", Region(s, (box,)), rng)]),
                       "rec", f"{source}:rec{i}") for i, s in enumerate(sentences)]
