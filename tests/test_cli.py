@@ -51,3 +51,44 @@ def test_chat_stream_prints_text(capsys):
 def test_clear_errors(argv, message):
     with pytest.raises(SystemExit, match=message):
         main(argv)
+
+
+def coco_captions(root):
+    (root / "annotations").mkdir(parents=True)
+    (root / "val2017").mkdir()
+    from PIL import Image
+    Image.new("RGB", (40, 30)).save(root / "val2017" / "000000000001.jpg")
+    data = {"images": [{"id": 1, "file_name": "000000000001.jpg", "width": 40, "height": 30}],
+            "annotations": [{"id": 10, "image_id": 1, "caption": "A small dark picture."},
+                            {"id": 11, "image_id": 99, "caption": "no such image"}]}
+    (root / "annotations" / "captions_val2017.json").write_text(json.dumps(data))
+
+
+def test_data_convert_writes_jsonl(tmp_path, capsys):
+    coco_captions(tmp_path / "coco")
+    out = tmp_path / "out.jsonl"
+    assert main(["data", "convert", "--format", "coco-captions", "--root", str(tmp_path / "coco"),
+                 "--split", "val2017", "--out", str(out)]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 1
+    assert records[0]["conversations"][1]["value"] == "A small dark picture."
+    assert records[0]["image"].startswith("/") and records[0]["task"] == "short_caption"
+    assert "wrote 1 conversations" in capsys.readouterr().out
+
+
+def test_data_convert_rejects_unknown_format(tmp_path):
+    with pytest.raises(SystemExit, match="unknown format"):
+        main(["data", "convert", "--format", "nope", "--root", str(tmp_path), "--out", "x.jsonl"])
+
+
+def test_data_stats_counts_visual_tokens(tmp_path, capsys):
+    coco_captions(tmp_path / "coco")
+    cfg = tmp_path / "mix.yaml"
+    cfg.write_text("META:\n  - path: coco\n    format: coco-captions\n    split: val2017\n"
+                   "    type: image_text\n")
+    assert main(["data", "stats", str(cfg), "--preset", "sphinx-1k"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["source", "type", "samples", "skipped"]
+    row = table[1].split()
+    assert row[2:4] == ["1", "1"]
+    assert int(row[4]) > 1455  # median length includes the 1455 visual tokens

@@ -86,6 +86,32 @@ def cmd_chat(args) -> int:
     return 0
 
 
+def cmd_data_convert(args) -> int:
+    from .data.adapters import FORMATS
+    from .data.convert import convert
+
+    if args.format not in FORMATS:
+        raise SystemExit(f"error: unknown format {args.format!r}; one of {', '.join(FORMATS)}")
+    if not Path(args.root).is_dir():
+        raise SystemExit(f"error: --root is not a directory: {args.root}")
+    report = convert(args.format, args.root, args.out, images=args.images, split=args.split,
+                     seed=args.seed)
+    skipped = sum(report.skipped.values())
+    print(f"wrote {report.written} conversations to {args.out}; skipped {skipped} malformed "
+          f"record(s)" + (f": {report.skipped}" if skipped else ""))
+    return 0
+
+
+def cmd_data_stats(args) -> int:
+    from .data.convert import format_stats, mixture_stats
+    from .inference.pipeline import bundled_tokenizer_path
+    from .tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.from_file(args.tokenizer or bundled_tokenizer_path())
+    print(format_stats(mixture_stats(args.config, tokenizer, args.preset, seed=args.seed)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sphinx-mllm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +137,25 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--dtype", choices=sorted(DTYPES), default=None,
                       help="default: bfloat16 on GPU, as stored on CPU")
     chat.set_defaults(func=cmd_chat)
+
+    data = sub.add_parser("data", help="dataset conversion and mixture statistics")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    conv = data_sub.add_parser("convert", help="convert a downloaded dataset to conversation JSONL")
+    conv.add_argument("--format", required=True, help="dataset format, e.g. coco-instances, refcoco")
+    conv.add_argument("--root", required=True, help="dataset directory (annotations)")
+    conv.add_argument("--images", help="image folder when the images are not under --root")
+    conv.add_argument("--split", help="split to read (RefCOCO, VQA, ...)")
+    conv.add_argument("--out", required=True, help="output .jsonl")
+    conv.add_argument("--preset", help="accepted for symmetry with training; boxes are written "
+                      "normalised to the padded square, which is the same for every preset")
+    conv.add_argument("--seed", type=int, default=0, help="seed of the per-sample prompt choice")
+    conv.set_defaults(func=cmd_data_convert)
+    stats = data_sub.add_parser("stats", help="per-source counts and token-length percentiles")
+    stats.add_argument("config", help="mixture YAML (LLaMA2-Accessory META list + format/weight)")
+    stats.add_argument("--preset", default="sphinx-1k", help="counts this preset's visual tokens")
+    stats.add_argument("--tokenizer", help="tokenizer.model (default: the bundled toy tokenizer)")
+    stats.add_argument("--seed", type=int, default=0)
+    stats.set_defaults(func=cmd_data_stats)
     return parser
 
 

@@ -1,7 +1,6 @@
 """Caption metrics: BLEU / ROUGE-L / CIDEr by hand (pure Python); PTB and METEOR need Java."""
 
 import math
-import os
 import shutil
 
 import pytest
@@ -57,8 +56,6 @@ def test_ptb_tokenizer_lowercases_and_drops_punctuation():
 
 
 @needs_java
-@pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("SPHINX_MLLM_SLOW"), reason="METEOR's JVM start takes ~15 s")
 def test_meteor_identical_caption_scores_full():
     # METEOR 1.5 scores an exact match 1.0; a partial match scores strictly between 0 and 1.
     exact = caption_metrics(["a cat on a mat"], [["a cat on a mat"]], metrics=("meteor",))
