@@ -1,8 +1,15 @@
-"""Our checkpoint directory: ``config.json`` (SphinxConfig), ``tokenizer.model`` and
-``model-0000N-of-0000M.safetensors`` shards with ``model.safetensors.index.json``.
+"""Our checkpoint directory.
 
-Loading builds the model on ``meta`` and assigns tensors read through safetensors' memory map,
-so no second full copy of the weights is made in RAM.
+```
+DIR/
+  config.json                           SphinxConfig
+  tokenizer.model                       SentencePiece
+  model-0000N-of-0000M.safetensors      <= 5 GB each, canonical (released, un-prefixed) names
+  model.safetensors.index.json          {"metadata": {...}, "weight_map": {name: file}}
+```
+
+Loading builds the model on ``meta``, checks every shard header (dtype, shape) against the
+config before touching tensor data, then assigns tensors read through safetensors' memory map.
 """
 
 from __future__ import annotations
@@ -13,14 +20,17 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from ..config import SphinxConfig
 from ..model import SphinxModel, build
+from . import keymap
+from .safetensors_io import TensorSpec, read_specs, write_shards
 
 INDEX = "model.safetensors.index.json"
 CONFIG = "config.json"
 TOKENIZER = "tokenizer.model"
+FORMAT = "sphinx-mllm"
+MAX_SHARD_BYTES = 5 * 10**9
 
 
 def is_checkpoint_dir(path: str | Path) -> bool:
@@ -28,49 +38,50 @@ def is_checkpoint_dir(path: str | Path) -> bool:
     return (path / CONFIG).is_file() and (path / INDEX).is_file()
 
 
-def save(model: SphinxModel, tokenizer_path: str | Path, out_dir: str | Path,
-         max_shard_bytes: int = 5 * 1024**3) -> Path:
-    """Write ``model`` (its current dtype) and the tokenizer to ``out_dir``."""
+def write(out_dir: str | Path, config: SphinxConfig, tokenizer_path: str | Path,
+          specs: list[TensorSpec], produce, max_shard_bytes: int = MAX_SHARD_BYTES) -> Path:
+    """Write a checkpoint from canonical tensor declarations and a producer (streaming)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    shards: list[dict[str, torch.Tensor]] = [{}]
-    size = 0
-    for name, tensor in model.state_dict().items():
-        nbytes = tensor.numel() * tensor.element_size()
-        if shards[-1] and size + nbytes > max_shard_bytes:
-            shards.append({})
-            size = 0
-        shards[-1][name] = tensor.detach().contiguous()
-        size += nbytes
-    weight_map = {}
-    for i, shard in enumerate(shards, start=1):
-        fname = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, str(out / fname))
-        weight_map.update({name: fname for name in shard})
-    (out / INDEX).write_text(json.dumps({"weight_map": weight_map}, indent=1) + "\n")
-    model.cfg.to_file(out / CONFIG)
-    shutil.copyfile(tokenizer_path, out / TOKENIZER)
+    dtypes = sorted({str(s.dtype).removeprefix("torch.") for s in specs})
+    weight_map = write_shards(out, specs, produce, max_shard_bytes, {"format": FORMAT})
+    index = {"metadata": {"format": FORMAT, "dtypes": dtypes,
+                          "total_size": sum(s.nbytes for s in specs)},
+             "weight_map": weight_map}
+    (out / INDEX).write_text(json.dumps(index, indent=1) + "\n")
+    config.to_file(out / CONFIG)
+    if Path(tokenizer_path).resolve() != (out / TOKENIZER).resolve():
+        shutil.copyfile(tokenizer_path, out / TOKENIZER)
     return out
+
+
+def save(model: SphinxModel, tokenizer_path: str | Path, out_dir: str | Path,
+         max_shard_bytes: int = MAX_SHARD_BYTES) -> Path:
+    """Write ``model`` (in its current dtype) and the tokenizer to ``out_dir``."""
+    canonical = keymap.to_canonical(model.state_dict())
+    specs = [TensorSpec(name, tuple(t.shape), t.dtype) for name, t in canonical.items()]
+    return write(out_dir, model.cfg, tokenizer_path, specs, canonical.__getitem__, max_shard_bytes)
 
 
 def load(path: str | Path, device: str | torch.device | None = None,
          dtype: torch.dtype | None = None) -> SphinxModel:
-    """Model from our directory format; weights cast to ``dtype`` (default: as stored)."""
+    """Model from our directory format; floating weights cast to ``dtype`` (default: as stored)."""
     path = Path(path)
     model = build(SphinxConfig.from_file(path / CONFIG), device="meta")
     weight_map = json.loads((path / INDEX).read_text())["weight_map"]
-    expected = set(model.state_dict())
-    missing, unexpected = expected - set(weight_map), set(weight_map) - expected
-    if missing or unexpected:
-        raise KeyError(f"checkpoint {path} does not match its config: missing {sorted(missing)[:5]}, "
-                       f"unexpected {sorted(unexpected)[:5]}")
-    state = {}
+    files = sorted(set(weight_map.values()))
+    specs: dict[str, TensorSpec] = {}
+    for fname in files:
+        specs.update(read_specs(path / fname))
+    if set(specs) != set(weight_map):
+        raise KeyError(f"{path / INDEX} does not list the shards' tensors: "
+                       f"{sorted(set(specs) ^ set(weight_map))[:10]}")
+    expected = model.state_dict()
+    plan = keymap.resolve(weight_map, expected)
+    keymap.check_shapes(plan, {n: s.shape for n, s in specs.items()}, expected)
     device = torch.device(device or "cpu")
-    for fname in sorted(set(weight_map.values())):
-        with safe_open(str(path / fname), framework="pt", device=str(device)) as f:
-            for name in f.keys():
-                tensor = f.get_tensor(name)
-                state[name] = tensor.to(dtype) if dtype is not None else tensor
-    model.load_state_dict(state, strict=True, assign=True)
+    handles = {f: safe_open(str(path / f), framework="pt", device=str(device)) for f in files}
+    keymap.load_into(model, plan, lambda name: handles[weight_map[name]].get_tensor(name),
+                     device, dtype)
     model.reset_buffers()
     return model.eval()

@@ -118,13 +118,15 @@ class Pipeline:
 
 
 def load(path_or_preset: str | Path, device: str | torch.device | None = None,
-         dtype: torch.dtype | None = None) -> Pipeline:
-    """A chat pipeline from our checkpoint directory, or a preset name with random weights.
+         dtype: torch.dtype | None = None, preset: str | None = None) -> Pipeline:
+    """A chat pipeline from a checkpoint directory (ours or a released SPHINX one), or a preset
+    name with random weights.
 
     Presets use the bundled toy tokenizer; for the real-size presets that only makes sense for
-    benchmarks (random weights, ids beyond the toy vocabulary decode to nothing).
+    benchmarks (random weights, ids beyond the toy vocabulary decode to nothing). ``preset``
+    overrides the variant a released checkpoint's ``meta.json`` names.
     """
-    from ..checkpoint import ours
+    from ..checkpoint import official, ours
 
     if str(path_or_preset) in PRESET_NAMES:
         name = str(path_or_preset)
@@ -136,9 +138,13 @@ def load(path_or_preset: str | Path, device: str | torch.device | None = None,
     if ours.is_checkpoint_dir(path):
         model = ours.load(path, device=device, dtype=dtype)
         return Pipeline(model, Tokenizer.from_file(path / ours.TOKENIZER))
+    if path.is_dir() and official.is_released_dir(path):
+        model = official.load(path, device=device, dtype=dtype, preset=preset)
+        return Pipeline(model, Tokenizer.from_file(path / "tokenizer.model"))
     raise FileNotFoundError(
         f"{path_or_preset!r} is neither a preset ({', '.join(PRESET_NAMES)}) nor a checkpoint "
-        f"directory with {ours.CONFIG} and {ours.INDEX}")
+        f"directory (ours: {ours.CONFIG} + {ours.INDEX}; released: meta.json + "
+        f"consolidated.XX-of-YY.model.pth)")
 
 
 __all__ = ["Answer", "Pipeline", "SamplingParams", "load"]
