@@ -13,14 +13,16 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 
 def _config_for(name_or_path: str):
-    from .checkpoint import ours
+    from .checkpoint import official, ours
     from .config import PRESET_NAMES, SphinxConfig
 
     if name_or_path in PRESET_NAMES:
         return SphinxConfig.from_name(name_or_path)
     path = Path(name_or_path)
-    if path.is_dir() and (path / ours.CONFIG).is_file():
+    if ours.is_checkpoint_dir(path):
         return SphinxConfig.from_file(path / ours.CONFIG)
+    if path.is_dir() and official.is_released_dir(path):
+        return official.ReleasedCheckpoint(path).config()
     if path.is_file() and path.suffix == ".json":
         return SphinxConfig.from_file(path)
     raise SystemExit(f"error: {name_or_path!r} is not a preset ({', '.join(PRESET_NAMES)}), "
@@ -112,6 +114,153 @@ def cmd_data_stats(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from .eval.runner import run_benchmark
+    from .inference.pipeline import load
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if device != "cpu" else None)
+    try:
+        pipe = load(args.model, device=device, dtype=dtype)
+    except (FileNotFoundError, KeyError) as err:
+        raise SystemExit(f"error: {err}")
+    sampling = dict(temperature=args.temperature, top_p=args.top_p, seed=args.seed)
+    if args.max_new_tokens is not None:
+        sampling["max_new_tokens"] = args.max_new_tokens
+    try:
+        result = run_benchmark(args.benchmark, pipe, args.data, args.out, split=args.split,
+                               batch_size=args.batch_size, limit=args.limit, sampling=sampling,
+                               images=args.images, model_name=args.model)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    print(json.dumps(result["metrics"], indent=2))
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .eval.runner import json_safe, score_answers
+
+    if not Path(args.answers).is_file():
+        raise SystemExit(f"error: answers file not found: {args.answers}")
+    try:
+        metrics = score_answers(args.benchmark, args.answers, args.data, split=args.split,
+                                images=args.images)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    if args.json:
+        print(json.dumps(json_safe(metrics)))
+    else:
+        for key, value in metrics.items():
+            print(f"{key:<32} {value:.2f}" if isinstance(value, float) else f"{key:<32} {value}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .eval.report import write_report
+
+    try:
+        pages = write_report(args.runs, args.out, examples=args.examples)
+    except FileNotFoundError as err:
+        raise SystemExit(f"error: {err}")
+    print("wrote " + " and ".join(str(p) for p in pages))
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .checkpoint import official
+
+    src = Path(args.src)
+    if not (src.is_dir() and official.is_released_dir(src)):
+        raise SystemExit(f"error: {src} is not a released SPHINX checkpoint directory "
+                         "(meta.json + consolidated.XX-of-YY.model.pth)")
+    try:
+        out = official.convert(src, args.dst, preset=args.preset,
+                               max_shard_bytes=int(args.max_shard_gb * 10**9))
+    except (KeyError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_assemble(args) -> int:
+    from .checkpoint import components
+
+    encoders = {k: getattr(args, k) for k in ("clip", "convnext", "dinov2", "qformer")
+                if getattr(args, k)}
+    try:
+        out = components.assemble(args.preset, llm=args.llm, tokenizer=args.tokenizer,
+                                  out=args.out, encoders=encoders, dtype=DTYPES[args.dtype],
+                                  seed=args.seed)
+    except (KeyError, ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}")
+    print(f"wrote {out}")
+    return 0
+
+
+def add_checkpoint_commands(sub) -> None:
+    conv = sub.add_parser("convert", help="released SPHINX checkpoint -> our safetensors format")
+    conv.add_argument("src", help="directory with consolidated.XX-of-YY.model.pth, config.json, "
+                      "meta.json and tokenizer.model")
+    conv.add_argument("dst", help="output directory")
+    conv.add_argument("--preset", help="override the variant meta.json names")
+    conv.add_argument("--max-shard-gb", type=float, default=5.0, help="shard size limit (GB)")
+    conv.set_defaults(func=cmd_convert)
+
+    asm = sub.add_parser("assemble", help="start a checkpoint from component weights "
+                         "(projections and start/end vectors freshly initialised)")
+    asm.add_argument("--preset", required=True, help="architecture, e.g. sphinx-1k or sphinx-tiny")
+    asm.add_argument("--llm", required=True, help="HF LLaMA directory or Meta consolidated.*.pth dir")
+    asm.add_argument("--clip", help="HF CLIP directory or open_clip state dict")
+    asm.add_argument("--convnext", help="open_clip ConvNeXt-XXL open_clip_pytorch_model.bin")
+    asm.add_argument("--dinov2", help="HF DINOv2 directory or hub .pth")
+    asm.add_argument("--qformer", help="HF BLIP-2 directory")
+    asm.add_argument("--tokenizer", required=True, help="SentencePiece tokenizer.model")
+    asm.add_argument("--out", required=True, help="output directory")
+    asm.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
+    asm.add_argument("--seed", type=int, default=0, help="seed of the fresh projections")
+    asm.set_defaults(func=cmd_assemble)
+
+
+def add_eval_commands(sub) -> None:
+    """The ``eval``, ``score`` and ``report`` sub-commands."""
+    from .eval.benchmarks import BENCHMARK_NAMES
+
+    ev = sub.add_parser("eval", help="answer a benchmark (resumable answers.jsonl), then score it")
+    ev.add_argument("benchmark", choices=BENCHMARK_NAMES)
+    ev.add_argument("--model", required=True, help="checkpoint directory or preset name")
+    ev.add_argument("--data", required=True, help="the benchmark's downloaded folder")
+    ev.add_argument("--out", required=True, help="run folder: answers.jsonl and metrics.json")
+    ev.add_argument("--split", help="benchmark split (default: the benchmark's evaluation split)")
+    ev.add_argument("--images", help="image folder when the images are not where the release puts them")
+    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--limit", type=int, default=None, help="only the first N items")
+    ev.add_argument("--temperature", type=float, default=0.0,
+                    help="0 = greedy (default); SPHINX's own scripts used 0.1 with top-p 0.75")
+    ev.add_argument("--top-p", type=float, default=1.0)
+    ev.add_argument("--seed", type=int, default=None)
+    ev.add_argument("--max-new-tokens", type=int, default=None,
+                    help="default: the benchmark's budget (spec 11.1)")
+    ev.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    ev.add_argument("--dtype", choices=sorted(DTYPES), default=None)
+    ev.set_defaults(func=cmd_eval)
+
+    score = sub.add_parser("score", help="score an answers JSONL file of any model")
+    score.add_argument("benchmark", choices=BENCHMARK_NAMES)
+    score.add_argument("--answers", required=True, help="JSONL: the benchmark's id fields + answer")
+    score.add_argument("--data", required=True, help="the benchmark's downloaded folder")
+    score.add_argument("--split")
+    score.add_argument("--images", help="image folder (only read for image sizes when absent "
+                       "from the annotations)")
+    score.add_argument("--json", action="store_true", help="print one JSON object")
+    score.set_defaults(func=cmd_score)
+
+    report = sub.add_parser("report", help="Markdown + HTML page over runs, against published numbers")
+    report.add_argument("runs", nargs="+", help="run folders written by `eval`")
+    report.add_argument("--out", required=True, help="page path; .md and .html are both written")
+    report.add_argument("--examples", type=int, default=4, help="drawn examples per run")
+    report.set_defaults(func=cmd_report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sphinx-mllm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--tokenizer", help="tokenizer.model (default: the bundled toy tokenizer)")
     stats.add_argument("--seed", type=int, default=0)
     stats.set_defaults(func=cmd_data_stats)
+
+    add_checkpoint_commands(sub)
+    add_eval_commands(sub)
     return parser
 
 

@@ -142,3 +142,17 @@ def test_canonical_names_round_trip_through_the_key_map():
         rebuilt.update(zip(targets, parts))
     for key, value in model.state_dict().items():
         assert torch.equal(rebuilt[key], value), key
+
+
+def test_cli_convert_and_info(tmp_path, released, capsys):
+    from sphinx_mllm.cli import main
+
+    path = released(bf16_model("toy"), tmp_path / "r", "llama_ens", shards=2)
+    assert main(["convert", str(path), str(tmp_path / "ours"), "--preset", "toy"]) == 0
+    assert ours.is_checkpoint_dir(tmp_path / "ours")
+    assert main(["info", str(tmp_path / "ours"), "--json"]) == 0
+    assert '"image_tokens": 27' in capsys.readouterr().out
+    assert main(["info", str(path), "--json"]) == 0  # released dir: meta.json's variant
+    assert '"image_tokens": 291' in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="not a released SPHINX checkpoint"):
+        main(["convert", str(tmp_path), str(tmp_path / "x")])

@@ -40,29 +40,33 @@ def unpermute_rope(w: torch.Tensor, n_heads: int) -> torch.Tensor:
     return w.view(n_heads, 2, out // n_heads // 2, inp).transpose(1, 2).reshape(out, inp)
 
 
-def hf_to_meta(state: dict[str, torch.Tensor], cfg: LLMConfig) -> dict[str, torch.Tensor]:
-    """Rename (and un-permute q/k of) an HF ``LlamaForCausalLM`` state dict to Meta names.
+def meta_name(name: str, cfg: LLMConfig) -> tuple[str, int | None] | None:
+    """(Meta name, heads to un-permute or None) of an HF LLaMA weight; None for RoPE buffers.
 
-    Unknown keys raise KeyError (``rotary_emb.inv_freq`` buffers are skipped).
+    Unknown names raise KeyError.
     """
+    if name.endswith("rotary_emb.inv_freq"):
+        return None
+    match = _LAYER_RE.fullmatch(name)
+    if match:
+        layer, part = match.groups()
+        if part not in _LAYER_NAMES:
+            raise KeyError(f"unexpected LLaMA weight {name!r}")
+        heads = {"self_attn.q_proj": cfg.n_heads, "self_attn.k_proj": cfg.n_kv_heads}.get(part)
+        return f"layers.{layer}.{_LAYER_NAMES[part]}.weight", heads
+    if name.removesuffix(".weight") in _TOP_NAMES:
+        return _TOP_NAMES[name.removesuffix(".weight")] + ".weight", None
+    raise KeyError(f"unexpected LLaMA weight {name!r}")
+
+
+def hf_to_meta(state: dict[str, torch.Tensor], cfg: LLMConfig) -> dict[str, torch.Tensor]:
+    """Rename (and un-permute q/k of) an HF ``LlamaForCausalLM`` state dict to Meta names."""
     out = {}
     for name, tensor in state.items():
-        if name.endswith("rotary_emb.inv_freq"):
-            continue
-        match = _LAYER_RE.fullmatch(name)
-        if match:
-            layer, part = match.groups()
-            if part not in _LAYER_NAMES:
-                raise KeyError(f"unexpected LLaMA weight {name!r}")
-            if part == "self_attn.q_proj":
-                tensor = unpermute_rope(tensor, cfg.n_heads)
-            elif part == "self_attn.k_proj":
-                tensor = unpermute_rope(tensor, cfg.n_kv_heads)
-            out[f"layers.{layer}.{_LAYER_NAMES[part]}.weight"] = tensor
-        elif name.removesuffix(".weight") in _TOP_NAMES:
-            out[_TOP_NAMES[name.removesuffix(".weight")] + ".weight"] = tensor
-        else:
-            raise KeyError(f"unexpected LLaMA weight {name!r}")
+        mapped = meta_name(name, cfg)
+        if mapped is not None:
+            meta, heads = mapped
+            out[meta] = tensor if heads is None else unpermute_rope(tensor, heads)
     return out
 
 

@@ -181,8 +181,11 @@ def split(tensor: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
     return tensor.chunk(n, dim=0)
 
 
-def to_canonical(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Our state dict -> canonical names (fusing split tensors back); inverse of the plan."""
+def to_canonical(state: Mapping, fuse=torch.cat) -> dict:
+    """Our state dict -> canonical names (fusing split tensors back); inverse of the plan.
+
+    Values may be tensors or lazy handles; ``fuse`` joins the parts of a split tensor (dim 0).
+    """
     ours = set(state)
     out = {}
     for rule in RULES:
@@ -197,7 +200,7 @@ def to_canonical(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                 if not all(n in ours for n in names):
                     continue
                 canonical = rule.canonical.format(**groups)
-                out[canonical] = torch.cat([state[n] for n in names]) if len(names) > 1 else state[names[0]]
+                out[canonical] = fuse([state[n] for n in names]) if len(names) > 1 else state[names[0]]
                 ours -= set(names)
     if ours:
         raise KeyError(f"no canonical name for {sorted(ours)[:10]}")

@@ -19,12 +19,8 @@ class SphinxModel(nn.Module):
     def __init__(self, cfg: SphinxConfig):
         super().__init__()
         self.cfg = cfg
-        dim = cfg.llm.dim
         self.encoders = nn.ModuleDict({k: ENCODERS[k](cfg.encoder(k)) for k in cfg.encoder_kinds})
-        self.visual_proj = projection(cfg.fused_width, dim)
-        self.qformer_proj = projection(cfg.qformer.width, dim) if cfg.qformer else None
-        self.start_img = nn.Parameter(torch.rand(1, 1, dim))
-        self.end_img = nn.Parameter(torch.rand(1, 1, dim))
+        self.visual_proj, self.qformer_proj, self.start_img, self.end_img = _new_adapters(cfg)
         self.llm = Transformer(cfg.llm)
         if cfg.freeze_encoders:
             self.encoders.requires_grad_(False)
@@ -98,6 +94,16 @@ class SphinxModel(nn.Module):
         return self.llm.output(h).float()
 
     # --- utilities -----------------------------------------------------------------------------
+    def fresh_adapters(self) -> dict[str, torch.Tensor]:
+        """Newly initialised projections and start/end vectors (on CPU), keyed by our names."""
+        with torch.device("cpu"):
+            visual_proj, qformer_proj, start, end = _new_adapters(self.cfg)
+        state = {"start_img": start.data, "end_img": end.data}
+        for name, module in (("visual_proj", visual_proj), ("qformer_proj", qformer_proj)):
+            if module is not None:
+                state.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
+        return state
+
     def reset_buffers(self) -> None:
         """Recompute non-persistent buffers (the RoPE table), e.g. after building on ``meta``."""
         llm = self.llm
@@ -121,3 +127,12 @@ class SphinxModel(nn.Module):
         llm = count(self.llm)
         return {"llm": llm, "projector": projector, "vision": vision,
                 "total": llm + projector + sum(vision.values())}
+
+
+def _new_adapters(cfg: SphinxConfig):
+    """Trainable glue between encoders and LLM, initialised as in SPHINX (start/end ~ U[0, 1))."""
+    dim = cfg.llm.dim
+    visual_proj = projection(cfg.fused_width, dim)
+    qformer_proj = projection(cfg.qformer.width, dim) if cfg.qformer else None
+    return (visual_proj, qformer_proj, nn.Parameter(torch.rand(1, 1, dim)),
+            nn.Parameter(torch.rand(1, 1, dim)))
