@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ...tasks import geometry
 from .registry import check_paired, percent, register
 
 Box = Sequence[float]
@@ -16,18 +17,15 @@ Box = Sequence[float]
 
 def box_area(box: Box) -> float:
     """Area of an (x1, y1, x2, y2) box; 0 for a degenerate one (x2 <= x1 or y2 <= y1)."""
-    x1, y1, x2, y2 = box
-    return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    return geometry.Box(*box).area
 
 
 def box_iou(a: Box, b: Box) -> float:
     """Intersection over union of two (x1, y1, x2, y2) boxes, in [0, 1]; 0 when the union is
-    empty (two degenerate boxes)."""
+    empty (two degenerate boxes). The geometry is ``sphinx_mllm.tasks``' (one source of truth)."""
     if len(a) != 4 or len(b) != 4:
         raise ValueError(f"boxes need 4 numbers, got {len(a)} and {len(b)}")
-    inter = box_area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
-    union = box_area(a) + box_area(b) - inter
-    return inter / union if union > 0 else 0.0
+    return geometry.Box(*a).iou(geometry.Box(*b))
 
 
 @register("rec_accuracy")
