@@ -1,1 +1,3 @@
-"""Evaluation: metrics (pure functions behind a name registry) and, later, benchmark runners."""
+"""Evaluation: metrics (pure functions behind a name registry), benchmarks (layouts, prompts,
+scoring), the two-phase runner (``answers.jsonl``, then ``metrics.json``), the report page and
+harness adapters. See docs/evaluation.md."""
