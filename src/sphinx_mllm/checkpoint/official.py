@@ -28,7 +28,7 @@ from ..config import LLMConfig, SphinxConfig
 from ..model import SphinxModel, build
 from . import keymap, ours
 from .safetensors_io import TensorSpec
-from .torch_files import load_state_dict
+from .torch_files import drop_pages, load_mapped
 
 LLAMA_TYPES = {
     "llama_ens": "sphinx",
@@ -65,7 +65,9 @@ class ReleasedCheckpoint:
         self.path = Path(path)
         self.meta = json.loads((self.path / "meta.json").read_text())
         self.model_args = json.loads((self.path / "config.json").read_text())
-        self.shards = [_strip_prefix(load_state_dict(f)) for f in _shard_files(self.path)]
+        loaded = [load_mapped(f) for f in _shard_files(self.path)]
+        self.shards = [_strip_prefix(tensors) for tensors, _ in loaded]
+        self.mapped = all(mapped for _, mapped in loaded)
         self.names = list(self.shards[0])
         for i, shard in enumerate(self.shards[1:], start=1):
             if set(shard) != set(self.names):
@@ -119,6 +121,13 @@ class ReleasedCheckpoint:
             self._replica_mismatch.append(name)
         return first
 
+    def release(self, name: str) -> None:
+        """Drop the mapped pages behind ``name`` in every shard (they are re-read if needed)."""
+        if not self.mapped:
+            return
+        for shard in self.shards:
+            drop_pages(shard[name])
+
     def warn_replicas(self) -> None:
         if self._replica_mismatch:
             warnings.warn(f"{self.path}: replicated tensors differ between shards; shard 0 was "
@@ -161,7 +170,17 @@ def load(path: str | Path, device: str | torch.device | None = None,
          max_seq_len: int = 4096) -> SphinxModel:
     """Model from a released checkpoint directory; ``preset`` overrides ``meta.json``'s variant."""
     ckpt, model, plan = _open(path, preset, max_seq_len)
-    keymap.load_into(model, plan, ckpt.get, torch.device(device or "cpu"), dtype)
+    device = torch.device(device or "cpu")
+
+    def fetch(name: str) -> torch.Tensor:
+        source = ckpt.get(name)
+        cast = dtype if dtype is not None and source.is_floating_point() else source.dtype
+        tensor = source.to(device=device, dtype=cast)
+        if tensor.device.type != "cpu" or tensor.data_ptr() != ckpt.shards[0][name].data_ptr():
+            ckpt.release(name)  # a copy was made: the mapped pages are no longer needed
+        return tensor
+
+    keymap.load_into(model, plan, fetch, device, dtype)
     ckpt.warn_replicas()
     model.reset_buffers()
     return model.eval()
@@ -173,6 +192,14 @@ def convert(src: str | Path, dst: str | Path, preset: str | None = None,
     ckpt, model, plan = _open(src, preset, max_seq_len)
     shapes = ckpt.shapes()
     specs = [TensorSpec(n, shapes[n], ckpt.shards[0][n].dtype) for n in plan.plan]
-    out = ours.write(dst, model.cfg, ckpt.tokenizer_path, specs, ckpt.get, max_shard_bytes)
+
+    def produce(name: str) -> torch.Tensor:
+        # Copy out, then let go of the mapped pages: the page cache is not charged to this
+        # process, so peak RSS stays near one tensor instead of growing to the checkpoint size.
+        tensor = ckpt.get(name).clone()
+        ckpt.release(name)
+        return tensor
+
+    out = ours.write(dst, model.cfg, ckpt.tokenizer_path, specs, produce, max_shard_bytes)
     ckpt.warn_replicas()
     return out
