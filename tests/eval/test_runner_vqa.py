@@ -31,6 +31,18 @@ def test_prompts_come_from_the_task_registry(benchmark_data):
     assert sqa.prompt == ("Context: Look at the picture.\nWhich is a mammal?\nA. shark\nB. whale\n"
                           "C. trout\nAnswer with the option's letter from the given choices directly.")
     assert sqa.reference == "B" and sqa.image.name == "image.png"
+    assert sqa.answer_prefix == " The answer is"
+
+
+def test_answer_prefix_is_prefilled_in_the_prompt(toy_pipeline):
+    plain = toy_pipeline.processor.encode_prompt([{"role": "user", "content": "Q"}], True)
+    filled = toy_pipeline.processor.encode_prompt([{"role": "user", "content": "Q"}], True,
+                                                  " The answer is")
+    tok = toy_pipeline.tokenizer
+    assert filled[:len(plain)] == plain
+    assert tok.decode(filled[len(plain):]).strip() == "The answer is"
+    answer = toy_pipeline.chat(None, "Q", answer_prefix=" The answer is", max_new_tokens=2)
+    assert answer.prompt_tokens == len(filled) - toy_pipeline.model.cfg.image_tokens
 
 
 def test_limit_and_resume_after_a_torn_line(benchmark_data, toy_pipeline, tmp_path):

@@ -87,7 +87,10 @@ def generate_answers(benchmark: Benchmark, items: Sequence[Item], pipeline: Any,
                 out.write("\n")
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
-            answers = pipeline.batch_chat([it.image for it in batch], [it.prompt for it in batch], **params)
+            prefixes = {"answer_prefixes": [it.answer_prefix for it in batch]} \
+                if any(it.answer_prefix for it in batch) else {}
+            answers = pipeline.batch_chat([it.image for it in batch], [it.prompt for it in batch],
+                                          **prefixes, **params)
             for item, answer in zip(batch, answers):
                 out.write(json.dumps({**item.ids, "answer": answer.text}) + "\n")
             out.flush()

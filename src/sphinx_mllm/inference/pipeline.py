@@ -65,13 +65,14 @@ class Pipeline:
     def device(self) -> torch.device:
         return self.model.llm.output.weight.device
 
-    def _inputs(self, image: ImageLike, question: str, history) -> tuple[list[int], torch.Tensor | None]:
+    def _inputs(self, image: ImageLike, question: str, history,
+                answer_prefix: str = "") -> tuple[list[int], torch.Tensor | None]:
         messages = history_to_messages(history or [], question)
         pixels = None
         if image is not None:
             img = image if isinstance(image, Image.Image) else Image.open(image)
             pixels = self.processor.image(img)[None].to(self.device, self.model.visual_proj[0].weight.dtype)
-        return self.processor.encode_prompt(messages, has_image=pixels is not None), pixels
+        return self.processor.encode_prompt(messages, pixels is not None, answer_prefix), pixels
 
     def _answer(self, tokens: list[int], prompt_len: int) -> Answer:
         stopped = bool(tokens) and self.stop(tokens)
@@ -79,20 +80,24 @@ class Pipeline:
                       "stop" if stopped else "length")
 
     def chat(self, image: ImageLike, question: str, history: Sequence[tuple[str, str]] | None = None,
-             **sampling) -> Answer:
+             answer_prefix: str = "", **sampling) -> Answer:
         """Answer ``question`` about ``image`` (path, PIL image or None for text-only).
 
-        ``history`` is ``[(question, answer), ...]`` of earlier turns; ``sampling`` are
+        ``history`` is ``[(question, answer), ...]`` of earlier turns; ``answer_prefix`` pre-fills
+        the answer (the returned text is what follows it); ``sampling`` are
         :class:`SamplingParams` fields (max_new_tokens, temperature, top_p, top_k, seed).
         """
-        return self.batch_chat([image], [question], [history], **sampling)[0]
+        return self.batch_chat([image], [question], [history], [answer_prefix], **sampling)[0]
 
     def batch_chat(self, images: Sequence[ImageLike], questions: Sequence[str],
-                   histories: Sequence | None = None, **sampling) -> list[Answer]:
+                   histories: Sequence | None = None, answer_prefixes: Sequence[str] | None = None,
+                   **sampling) -> list[Answer]:
         """Several independent chats decoded together (images all present or all None)."""
         params = SamplingParams(**sampling)
         histories = histories or [None] * len(questions)
-        inputs = [self._inputs(im, q, h) for im, q, h in zip(images, questions, histories)]
+        prefixes = answer_prefixes or [""] * len(questions)
+        inputs = [self._inputs(im, q, h, p)
+                  for im, q, h, p in zip(images, questions, histories, prefixes)]
         if len({px is None for _, px in inputs}) > 1:
             raise ValueError("batch_chat needs images for all questions or for none")
         pixels = None if inputs[0][1] is None else torch.cat([px for _, px in inputs])

@@ -143,6 +143,10 @@ class Task:
 _TASK_LIST = (
     Task("vqa", QA, ("{question}\nAnswer the question using a single word or phrase.",), "spec",
          answer=lambda e: e.answer, fields=lambda e: {"question": e.question}),
+    Task("unanswerable_vqa", QA,
+         ("{question} When the provided information is insufficient, respond with 'Unanswerable'."
+          "\nAnswer the question using a single word or phrase.",), "spec",
+         answer=lambda e: e.answer, fields=lambda e: {"question": e.question}),
     Task("multiple_choice", Choice,
          ("{question}\n{options}\nAnswer with the option's letter from the given choices directly.",),
          "spec", answer=lambda e: LETTERS[e.answer],
@@ -184,6 +188,9 @@ _TASK_LIST = (
 )
 
 TASKS: dict[str, Task] = {t.name: t for t in _TASK_LIST}
+
+MULTIPLE_CHOICE_ANSWER_PREFIX = " The answer is"
+"""SPHINX's ScienceQA evaluation pre-fills the assistant turn with this (spec 8.3)."""
 """Single-turn tasks built from example records, by name."""
 
 FREE_FORM_TASKS = {"conversation": True, "dialogue": False}

@@ -35,6 +35,7 @@ class Item:
     reference: Any
     frame: Any = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    answer_prefix: str = ""  # pre-filled start of the answer (ScienceQA: " The answer is")
 
 
 Reader = Callable[[Path, str, "Path | None"], list[Item]]

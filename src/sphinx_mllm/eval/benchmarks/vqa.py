@@ -13,13 +13,9 @@ from typing import Sequence
 
 from ...data.files import read_json, require
 from ...tasks import QA, Choice
-from ...tasks.registry import LETTERS
+from ...tasks.registry import LETTERS, MULTIPLE_CHOICE_ANSWER_PREFIX
 from ..metrics import get_metric
 from .base import Benchmark, Item, first_existing, register_benchmark, task_prompt
-
-VIZWIZ_HINT = " When the provided information is insufficient, respond with 'Unanswerable'."
-"""Appended to VizWiz questions before the short-answer instruction (spec 8.3)."""
-
 
 def short_answer_prompt(question: str) -> str:
     """``{question}\\nAnswer the question using a single word or phrase.`` (task ``vqa``)."""
@@ -98,7 +94,7 @@ def read_vizwiz(root: Path, split: str, images: Path | None) -> list[Item]:
                    "VizWiz annotations")
     folder = images or root / split
     return [Item({"question_id": q["image"]}, folder / q["image"],
-                 short_answer_prompt(q["question"].strip() + VIZWIZ_HINT),
+                 task_prompt("unanswerable_vqa", QA(q["question"].strip(), "")),
                  [a["answer"] for a in q["answers"]]) for q in read_json(file)]
 
 
@@ -164,7 +160,8 @@ def read_scienceqa(root: Path, split: str, images: Path | None) -> list[Item]:
         example = Choice(question, tuple(p["choices"]), int(p["answer"]))
         items.append(Item({"question_id": pid}, folder / pid / p["image"],
                           task_prompt("multiple_choice", example), LETTERS[example.answer],
-                          meta={"num_choices": len(p["choices"])}))
+                          meta={"num_choices": len(p["choices"])},
+                          answer_prefix=MULTIPLE_CHOICE_ANSWER_PREFIX))
     return items
 
 
