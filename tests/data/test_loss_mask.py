@@ -18,6 +18,7 @@ from sphinx_mllm.tokenizer import Tokenizer
 BOX = Box(0.12, 0.5, 0.33, 0.91)
 EXAMPLES = {
     "vqa": QA("What is it?", "a cat"),
+    "unanswerable_vqa": QA("What does the label say?", "unanswerable"),
     "multiple_choice": Choice("Which?", ("x", "y", "z"), 2),
     "short_caption": Caption("A cat on a mat."),
     "detailed_caption": Caption("A grey cat sleeps on a red mat. Sun shines."),
