@@ -57,17 +57,22 @@ def cmd_info(args) -> int:
     return 0
 
 
-def cmd_chat(args) -> int:
+def _load_pipeline(args):
+    """``--model`` on ``--device`` (default cuda if present) in ``--dtype`` (bf16 on GPU)."""
     from .inference.pipeline import load
 
-    if args.image is not None and not Path(args.image).is_file():
-        raise SystemExit(f"error: image not found: {args.image}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if device != "cpu" else None)
     try:
-        pipe = load(args.model, device=device, dtype=dtype)
-    except (FileNotFoundError, KeyError) as err:
+        return load(args.model, device=device, dtype=dtype)
+    except (FileNotFoundError, KeyError, ValueError) as err:
         raise SystemExit(f"error: {err}")
+
+
+def cmd_chat(args) -> int:
+    if args.image is not None and not Path(args.image).is_file():
+        raise SystemExit(f"error: image not found: {args.image}")
+    pipe = _load_pipeline(args)
     sampling = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                     top_p=args.top_p, top_k=args.top_k, seed=args.seed)
     try:
@@ -116,14 +121,8 @@ def cmd_data_stats(args) -> int:
 
 def cmd_eval(args) -> int:
     from .eval.runner import run_benchmark
-    from .inference.pipeline import load
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if device != "cpu" else None)
-    try:
-        pipe = load(args.model, device=device, dtype=dtype)
-    except (FileNotFoundError, KeyError) as err:
-        raise SystemExit(f"error: {err}")
+    pipe = _load_pipeline(args)
     sampling = dict(temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     if args.max_new_tokens is not None:
         sampling["max_new_tokens"] = args.max_new_tokens
