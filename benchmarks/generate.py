@@ -11,6 +11,7 @@ then the speed-up over the baseline measured in the same run.
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import torch
@@ -83,13 +84,16 @@ def main() -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     ttft, tps = cached_run(model, prompt, image, args.new_tokens, device)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    if device.type == "cuda":
+        peak = f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
+    else:
+        peak = f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
     base_n = args.baseline_tokens or args.new_tokens
     b_ttft, b_tps = uncached_run(model, prompt, image, base_n, device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(f"{cfg.name} on {name}, {args.dtype}: {len(prompt)} prompt tokens "
           f"({cfg.image_tokens} visual), {args.new_tokens} new tokens")
-    print(f"  KV cache : TTFT {ttft * 1e3:8.1f} ms   decode {tps:8.1f} tok/s   peak {peak:.2f} GiB")
+    print(f"  KV cache : TTFT {ttft * 1e3:8.1f} ms   decode {tps:8.1f} tok/s   {peak}")
     print(f"  no cache : TTFT {b_ttft * 1e3:8.1f} ms   decode {b_tps:8.1f} tok/s   ({base_n} tokens)")
     print(f"  decode speed-up over the no-cache baseline: {tps / b_tps:.1f}x")
 
