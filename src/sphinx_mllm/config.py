@@ -117,6 +117,9 @@ class Dinov2Config:
     view_size: int = 224
     layerscale_value: float = 1.0
     norm_eps: float = 1e-6
+    # The hub code resizes position embeddings with scale factor (grid + 0.1) / native grid
+    # (dinov2_vitg14's default); 0 means "resize to the grid size" as transformers does.
+    interpolate_offset: float = 0.1
 
     @property
     def token_grid(self) -> int:

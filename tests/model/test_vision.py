@@ -73,19 +73,35 @@ def test_convnext_native_grid_for_tiny():
 
 
 @torch.no_grad()
-def test_dinov2_renormalises_to_imagenet_and_interpolates_positions():
-    enc = perturb(Dinov2Encoder(CFG.dinov2))
+def test_dinov2_renormalises_to_imagenet():
+    import dataclasses
+    enc = perturb(Dinov2Encoder(dataclasses.replace(CFG.dinov2, interpolate_offset=0.0)))
     x = views(56)
     clip_mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
     clip_std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
     in_mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     in_std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     pixels01 = x * clip_std + clip_mean
+    # with a size-driven resize the wrapper is exactly transformers' Dinov2Model
     expected = enc.model(pixel_values=(pixels01 - in_mean) / in_std).last_hidden_state
     got = enc(x)
     assert got.shape == (2, 17, 32)  # native 5x5 position grid interpolated to 4x4
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(got, enc.model(pixel_values=x).last_hidden_state)
+
+
+@torch.no_grad()
+def test_dinov2_resizes_positions_like_the_hub_code():
+    enc = perturb(Dinov2Encoder(CFG.dinov2))  # interpolate_offset 0.1, as dinov2_vitg14
+    table = enc.model.embeddings.position_embeddings  # (1, 1 + 5*5, 32)
+    grid = table[:, 1:].reshape(1, 5, 5, 32).permute(0, 3, 1, 2)
+    # hub rule: bicubic with scale factor (4 + 0.1) / 5 -> output 4x4, no antialias
+    resized = F.interpolate(grid, scale_factor=(4.1 / 5, 4.1 / 5), mode="bicubic")
+    expected = torch.cat([table[:, :1], resized.flatten(2).transpose(1, 2)], dim=1)
+    torch.testing.assert_close(enc.position_embeddings(4), expected)
+    by_size = F.interpolate(grid, size=(4, 4), mode="bicubic")
+    assert not torch.allclose(resized, by_size)  # the two rules really differ
+    assert enc.position_embeddings(5) is table  # native grid: untouched
 
 
 @torch.no_grad()

@@ -1,6 +1,7 @@
 """DINOv2 ViT-g/14 tokens: normed CLS + normed patches, on ImageNet-normalised input."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import Dinov2Config as HFDinov2Config
 from transformers import Dinov2Model
@@ -34,6 +35,32 @@ class Dinov2Encoder(nn.Module):
     def width(self) -> int:
         return self.cfg.width
 
+    def position_embeddings(self, grid: int) -> torch.Tensor:
+        """(1, 1 + grid^2, width) position embeddings resized as the DINOv2 hub code does.
+
+        Bicubic in fp32 without antialias; with ``interpolate_offset`` > 0 the resize is driven by
+        the scale factor (grid + offset) / native, which samples slightly different points than
+        resizing to ``grid`` (what transformers does) - the released SPHINX ran the hub code.
+        """
+        table = self.model.embeddings.position_embeddings
+        native = int((table.shape[1] - 1) ** 0.5)
+        if grid == native:
+            return table
+        patches = table[:, 1:].float().reshape(1, native, native, -1).permute(0, 3, 1, 2)
+        offset = self.cfg.interpolate_offset
+        resize = ({"scale_factor": ((grid + offset) / native,) * 2} if offset
+                  else {"size": (grid, grid)})
+        patches = F.interpolate(patches, mode="bicubic", align_corners=False, antialias=False,
+                                **resize)
+        patches = patches.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)
+        return torch.cat([table[:, :1].float(), patches], dim=1).to(table.dtype)
+
     def forward(self, views: torch.Tensor) -> torch.Tensor:
-        """(B, 3, v, v) -> (B, 1 + (v/14)^2, width); position embeddings interpolated to v/14."""
-        return self.model(pixel_values=clip_to_imagenet(views)).last_hidden_state
+        """(B, 3, v, v) -> (B, 1 + (v/14)^2, width): normed CLS + patches (``forward_features``)."""
+        emb = self.model.embeddings
+        x = clip_to_imagenet(views).to(emb.patch_embeddings.projection.weight.dtype)
+        patches = emb.patch_embeddings(x)  # (B, g*g, C)
+        cls = emb.cls_token.expand(patches.shape[0], -1, -1)
+        grid = views.shape[-1] // self.cfg.patch_size
+        h = torch.cat([cls, patches], dim=1) + self.position_embeddings(grid)
+        return self.model.layernorm(self.model.encoder(h).last_hidden_state)
