@@ -78,6 +78,8 @@ def prefill(model: SphinxModel, input_ids: torch.Tensor, images: torch.Tensor | 
 
 def decode_one_token(model: SphinxModel, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """tokens, pos: (B,) -> logits (B, V). Tokens are plain ids (never placeholders)."""
+    if not model.llm.cache_len:
+        raise RuntimeError("decode_one_token needs the KV cache set up by a prefill")
     h = model.llm.tok_embeddings(tokens[:, None])
     return model.forward_embeddings(h, pos[:, None])[:, 0]
 
@@ -117,22 +119,25 @@ def generate_stream(model: SphinxModel, prompts: Sequence[Sequence[int]],
     pos = torch.tensor(lengths, device=device)
     model.llm.setup_caches(len(prompts), need)
     try:
+        # inference mode per call, never across a yield (it would leak into the caller)
         with torch.inference_mode():
             logits = prefill(model, ids.to(device), images, pos)
-            outputs: list[list[int]] = [[] for _ in prompts]
-            done = [False] * len(prompts)
-            for step in range(params.max_new_tokens):
+        outputs: list[list[int]] = [[] for _ in prompts]
+        done = [False] * len(prompts)
+        for step in range(params.max_new_tokens):
+            with torch.inference_mode():
                 token = sample(logits, params, generator)
-                new = token.tolist()
-                for row, t in enumerate(new):
-                    if not done[row]:
-                        outputs[row].append(t)
-                        done[row] = stop(outputs[row])
-                yield Step(new, list(done))
-                if all(done) or step == params.max_new_tokens - 1:
-                    break
+            new = token.tolist()
+            for row, t in enumerate(new):
+                if not done[row]:
+                    outputs[row].append(t)
+                    done[row] = stop(outputs[row])
+            yield Step(new, list(done))
+            if all(done) or step == params.max_new_tokens - 1:
+                break
+            with torch.inference_mode():
                 logits = decode_one_token(model, token, pos)
-                pos = pos + 1
+            pos = pos + 1
     finally:
         model.llm.clear_caches()
 

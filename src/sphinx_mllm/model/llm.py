@@ -130,7 +130,13 @@ class Transformer(nn.Module):
 
     def setup_caches(self, batch: int, max_seq_len: int | None = None,
                      dtype: torch.dtype | None = None) -> None:
-        """Allocate a static KV cache in every layer (``None`` batch frees them)."""
+        """Allocate a static KV cache in every layer; :meth:`clear_caches` frees them.
+
+        One generation at a time: raises RuntimeError while caches are in use.
+        """
+        if self.cache_len:
+            raise RuntimeError("the model's KV cache is in use by another generation; finish or "
+                               "close that one first (one generation per model at a time)")
         max_seq_len = max_seq_len or self.cfg.max_seq_len
         dtype = dtype or self.output.weight.dtype
         for layer in self.layers:
