@@ -92,3 +92,16 @@ def test_data_stats_counts_visual_tokens(tmp_path, capsys):
     row = table[1].split()
     assert row[2:4] == ["1", "1"]
     assert int(row[4]) > 1455  # median length includes the 1455 visual tokens
+
+
+def test_clear_errors_for_bad_files(tmp_path):
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_text("hello")
+    with pytest.raises(SystemExit, match="cannot identify image"):
+        main(["chat", "--model", "toy", "--image", str(not_an_image), "q"])
+    with pytest.raises(SystemExit, match="missing.yaml"):
+        main(["data", "stats", str(tmp_path / "missing.yaml")])
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(SystemExit, match="refs"):
+        main(["data", "convert", "--format", "refcoco", "--root", str(tmp_path), "--out", str(out)])
+    assert not out.exists() and not list(tmp_path.glob("*.tmp"))  # no partial output left

@@ -1,4 +1,4 @@
-from sphinx_mllm.conversation import SYSTEM, cut_answer, history_to_messages, render
+from sphinx_mllm.conversation import SYSTEM, cut_answer, history_to_messages, render, visible_answer
 
 
 def test_single_turn_prompt_golden():
@@ -25,3 +25,11 @@ def test_training_render_marks_answer_and_separator():
 def test_cut_answer():
     assert cut_answer(" a cat  \n### Human: more") == " a cat"
     assert cut_answer("no separator") == "no separator"
+
+
+def test_visible_answer_holds_back_a_partial_separator():
+    assert visible_answer(" a cat\n#", finished=False) == " a cat\n"
+    assert visible_answer(" a cat\n##", finished=False) == " a cat\n"
+    assert visible_answer(" a cat\n### Human", finished=False) == " a cat\n"
+    assert visible_answer(" a cat # 2", finished=False) == " a cat # 2"
+    assert visible_answer(" a cat\n###", finished=True) == " a cat"

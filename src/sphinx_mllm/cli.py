@@ -58,13 +58,13 @@ def cmd_info(args) -> int:
 
 
 def _load_pipeline(args):
-    """``--model`` on ``--device`` (default cuda if present) in ``--dtype`` (bf16 on GPU)."""
+    """``--model`` on ``--device`` in ``--dtype`` (defaults: see ``sphinx_mllm.load``)."""
     from .inference.pipeline import load
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if device != "cpu" else None)
+    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda, but torch sees no CUDA device")
     try:
-        return load(args.model, device=device, dtype=dtype)
+        return load(args.model, device=args.device, dtype=DTYPES[args.dtype] if args.dtype else None)
     except (FileNotFoundError, KeyError, ValueError) as err:
         raise SystemExit(f"error: {err}")
 
@@ -82,7 +82,7 @@ def cmd_chat(args) -> int:
             print()
             return 0
         answer = pipe.chat(args.image, args.question, **sampling)
-    except ValueError as err:
+    except (ValueError, OSError) as err:  # OSError: PIL cannot read the image
         raise SystemExit(f"error: {err}")
     if args.json:
         print(json.dumps({"answer": answer.text, "tokens": answer.tokens,
@@ -101,8 +101,11 @@ def cmd_data_convert(args) -> int:
         raise SystemExit(f"error: unknown format {args.format!r}; one of {', '.join(FORMATS)}")
     if not Path(args.root).is_dir():
         raise SystemExit(f"error: --root is not a directory: {args.root}")
-    report = convert(args.format, args.root, args.out, images=args.images, split=args.split,
-                     seed=args.seed)
+    try:
+        report = convert(args.format, args.root, args.out, images=args.images, split=args.split,
+                         seed=args.seed)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
     skipped = sum(report.skipped.values())
     print(f"wrote {report.written} conversations to {args.out}; skipped {skipped} malformed "
           f"record(s)" + (f": {report.skipped}" if skipped else ""))
@@ -114,8 +117,12 @@ def cmd_data_stats(args) -> int:
     from .inference.pipeline import bundled_tokenizer_path
     from .tokenizer import Tokenizer
 
-    tokenizer = Tokenizer.from_file(args.tokenizer or bundled_tokenizer_path())
-    print(format_stats(mixture_stats(args.config, tokenizer, args.preset, seed=args.seed)))
+    try:
+        tokenizer = Tokenizer.from_file(args.tokenizer or bundled_tokenizer_path())
+        stats = mixture_stats(args.config, tokenizer, args.preset, seed=args.seed)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    print(format_stats(stats))
     return 0
 
 
@@ -294,8 +301,6 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--images", help="image folder when the images are not under --root")
     conv.add_argument("--split", help="split to read (RefCOCO, VQA, ...)")
     conv.add_argument("--out", required=True, help="output .jsonl")
-    conv.add_argument("--preset", help="accepted for symmetry with training; boxes are written "
-                      "normalised to the padded square, which is the same for every preset")
     conv.add_argument("--seed", type=int, default=0, help="seed of the per-sample prompt choice")
     conv.set_defaults(func=cmd_data_convert)
     stats = data_sub.add_parser("stats", help="per-source counts and token-length percentiles")

@@ -77,3 +77,13 @@ def history_to_messages(history: Sequence[tuple[str, str]], question: str) -> li
 def cut_answer(text: str) -> str:
     """The answer is what the model wrote before the first separator, right-stripped."""
     return text.split(SEP, 1)[0].rstrip()
+
+
+def visible_answer(text: str, finished: bool) -> str:
+    """What a streaming client may show of ``text`` so far: the answer before the separator,
+    holding back a trailing partial separator until the next token resolves it."""
+    if finished:
+        return cut_answer(text)
+    head = text.split(SEP, 1)[0]
+    partial = next((k for k in range(len(SEP) - 1, 0, -1) if head.endswith(SEP[:k])), 0)
+    return head[:len(head) - partial]

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from ..config import PRESET_NAMES
-from ..conversation import SEP, cut_answer, history_to_messages
+from ..conversation import SEP, cut_answer, history_to_messages, visible_answer
 from ..model import SphinxModel, build
 from ..processing import Processor
 from ..tokenizer import Tokenizer
@@ -70,8 +70,12 @@ class Pipeline:
         messages = history_to_messages(history or [], question)
         pixels = None
         if image is not None:
-            img = image if isinstance(image, Image.Image) else Image.open(image)
-            pixels = self.processor.image(img)[None].to(self.device, self.model.visual_proj[0].weight.dtype)
+            if isinstance(image, Image.Image):
+                tensor = self.processor.image(image)
+            else:
+                with Image.open(image) as img:
+                    tensor = self.processor.image(img)
+            pixels = tensor[None].to(self.device, self.model.visual_proj[0].weight.dtype)
         return self.processor.encode_prompt(messages, pixels is not None, answer_prefix), pixels
 
     def _answer(self, tokens: list[int], prompt_len: int) -> Answer:
@@ -94,8 +98,12 @@ class Pipeline:
                    **sampling) -> list[Answer]:
         """Several independent chats decoded together (images all present or all None)."""
         params = SamplingParams(**sampling)
+        if not questions:
+            raise ValueError("batch_chat needs at least one question")
         histories = histories or [None] * len(questions)
         prefixes = answer_prefixes or [""] * len(questions)
+        if not len(images) == len(histories) == len(prefixes) == len(questions):
+            raise ValueError("batch_chat needs one image (or None), history and prefix per question")
         inputs = [self._inputs(im, q, h, p)
                   for im, q, h, p in zip(images, questions, histories, prefixes)]
         if len({px is None for _, px in inputs}) > 1:
@@ -105,18 +113,18 @@ class Pipeline:
         outs = generate(self.model, prompts, pixels, params, self.stop, self.tokenizer.pad_id)
         return [self._answer(o, len(p)) for o, p in zip(outs, prompts)]
 
-    def stream(self, image: ImageLike, question: str, history=None, **sampling) -> Iterator[str]:
+    def stream(self, image: ImageLike, question: str, history=None, answer_prefix: str = "",
+               **sampling) -> Iterator[str]:
         """Yield text deltas of the answer as it is generated (cut at the separator)."""
         params = SamplingParams(**sampling)
-        prompt, pixels = self._inputs(image, question, history)
+        prompt, pixels = self._inputs(image, question, history, answer_prefix)
         tokens: list[int] = []
         shown = ""
         for step in generate_stream(self.model, [prompt], pixels, params, self.stop,
                                     self.tokenizer.pad_id):
             tokens.append(step.tokens[0])
             text = self.tokenizer.decode(tokens)
-            # Hold back a possible partial separator at the end until it is resolved.
-            visible = cut_answer(text) if step.finished[0] else text.split(SEP, 1)[0].rstrip("#")
+            visible = visible_answer(text, step.finished[0])
             if len(visible) > len(shown) and visible.startswith(shown):
                 yield visible[len(shown):]
                 shown = visible
@@ -125,7 +133,7 @@ class Pipeline:
 def load(path_or_preset: str | Path, device: str | torch.device | None = None,
          dtype: torch.dtype | None = None, preset: str | None = None) -> Pipeline:
     """A chat pipeline from a checkpoint directory (ours or a released SPHINX one), or a preset
-    name with random weights.
+    name with random weights. Defaults: CUDA in bf16 when available, else CPU in the stored dtype.
 
     Presets use the bundled toy tokenizer; for the real-size presets that only makes sense for
     benchmarks (random weights, ids beyond the toy vocabulary decode to nothing). ``preset``
@@ -133,6 +141,9 @@ def load(path_or_preset: str | Path, device: str | torch.device | None = None,
     """
     from ..checkpoint import official, ours
 
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dtype is None and device.type == "cuda":
+        dtype = torch.bfloat16
     if str(path_or_preset) in PRESET_NAMES:
         name = str(path_or_preset)
         if not name.startswith("toy"):

@@ -59,7 +59,7 @@ class SphinxLmmsCore:
     image itself). Same-kwargs requests are decoded together, ``batch_size`` at a time.
     """
 
-    def __init__(self, pretrained: str = "sphinx-1k", device: str | None = None, dtype: str | None = None,
+    def __init__(self, pretrained: str | None = None, device: str | None = None, dtype: str | None = None,
                  batch_size: int | str = 1, max_new_tokens: int = 128, pipeline: Any = None, **unused: Any):
         if unused:
             warnings.warn(f"sphinx lmms-eval model ignores arguments {sorted(unused)}")
@@ -67,6 +67,9 @@ class SphinxLmmsCore:
             import torch
 
             from ...inference.pipeline import load
+
+            if pretrained is None:
+                raise ValueError("pass pretrained=<checkpoint directory> (or a preset name)")
 
             torch_dtype = getattr(torch, dtype) if dtype else None
             pipeline = load(pretrained, device=device, dtype=torch_dtype)

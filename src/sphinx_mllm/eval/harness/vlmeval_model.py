@@ -26,13 +26,15 @@ class SphinxVLMCore:
     INSTALL_REQ = False
     INTERLEAVE = False
 
-    def __init__(self, model_path: str = "sphinx-1k", pipeline: Any = None, max_new_tokens: int = 128,
+    def __init__(self, model_path: str | None = None, pipeline: Any = None, max_new_tokens: int = 128,
                  temperature: float = 0.0, top_p: float = 1.0, device: str | None = None, **unused: Any):
         if unused:
             warnings.warn(f"SphinxVLM ignores arguments {sorted(unused)}")
         if pipeline is None:
             from ...inference.pipeline import load
 
+            if model_path is None:
+                raise ValueError("pass model_path=<checkpoint directory> (or a preset name)")
             pipeline = load(model_path, device=device)
         self.pipeline = pipeline
         self.sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
