@@ -24,14 +24,23 @@ class ConvertReport:
 
 
 def write_jsonl(samples: Iterable[Sample], out: str | Path) -> int:
-    """Write samples as JSONL records (:meth:`Sample.to_json`); returns how many were written."""
+    """Write samples as JSONL records (:meth:`Sample.to_json`); returns how many were written.
+
+    The file appears under its name only when complete (written to ``OUT.tmp``, then renamed).
+    """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
     count = 0
-    with open(out, "w", encoding="utf-8") as f:
-        for sample in samples:
-            f.write(json.dumps(sample.to_json(), ensure_ascii=False) + "\n")
-            count += 1
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for sample in samples:
+                f.write(json.dumps(sample.to_json(), ensure_ascii=False) + "\n")
+                count += 1
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(out)
     return count
 
 

@@ -188,9 +188,12 @@ class TypeGroupedBatchSampler:
         for index in self._draws(rng):
             groups.setdefault(self.types[index], []).append(index)
         batches = []
+        g = self.global_batch
         for kind in sorted(groups):
-            items = sorted(groups[kind], key=lambda i: (self.lengths[i], i))
-            g = self.global_batch
+            items = groups[kind]
+            if len(items) % g:  # drop a random remainder, not always the longest items
+                items = rng.sample(items, len(items) - len(items) % g)
+            items = sorted(items, key=lambda i: (self.lengths[i], i))
             batches += [items[i:i + g] for i in range(0, len(items) - g + 1, g)]
         rng.shuffle(batches)
         return batches

@@ -188,10 +188,10 @@ _TASK_LIST = (
 )
 
 TASKS: dict[str, Task] = {t.name: t for t in _TASK_LIST}
+"""Single-turn tasks built from example records, by name."""
 
 MULTIPLE_CHOICE_ANSWER_PREFIX = " The answer is"
 """SPHINX's ScienceQA evaluation pre-fills the assistant turn with this (spec 8.3)."""
-"""Single-turn tasks built from example records, by name."""
 
 FREE_FORM_TASKS = {"conversation": True, "dialogue": False}
 """Tasks whose turns come verbatim from the data (no prompt, no formatter), with ``needs_image``:
