@@ -17,10 +17,11 @@ import time
 import torch
 
 from sphinx_mllm import build
+from sphinx_mllm.constants import DTYPES
 from sphinx_mllm.constants import IMAGE_PLACEHOLDER_ID
 from sphinx_mllm.inference.generate import SamplingParams, generate_stream
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
 
 
 def sync(device: torch.device) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from .constants import DTYPES
 
 
 def _config_for(name_or_path: str):

@@ -1,5 +1,7 @@
 """Ids and values shared by processing, the model, training and evaluation (one source of truth)."""
 
+import torch
+
 IGNORE_INDEX = -100
 """Label value that the loss skips (prompt, system text, placeholders, padding)."""
 
@@ -11,3 +13,6 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PAD_COLOR = tuple(int(m * 255) for m in CLIP_MEAN)  # (122, 116, 104)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""dtype names accepted on the command line and in scripts."""

@@ -76,8 +76,11 @@ class Skips:
     def guard(self, file: str | Path, record: object, convert: Callable[[], list[R]]) -> list[R]:
         """``convert()``, or ``[]`` (counted and logged) when the record is malformed.
 
-        Malformed means missing or mistyped fields, impossible values, or an unreadable image;
-        anything else (a bug) still raises.
+        Malformed means missing or mistyped fields (the ``KeyError`` / ``TypeError`` /
+        ``IndexError`` / ``AttributeError`` / ``ValueError`` that reading such a record raises),
+        impossible values (:class:`Malformed`), or an unreadable image (``OSError``). These are
+        counted and logged with the file and record, so an adapter bug shows up as a burst of
+        skips with its error message, never as a silent drop.
         """
         try:
             return convert()
