@@ -129,7 +129,6 @@ class Task:
     prompt_source: Literal["spec", "ours"]
     answer: Callable[[Example], str]
     fields: Callable[[Example], dict[str, str]] = lambda example: {}
-    needs_image: bool = True
 
     def turn(self, example: Example, rng: random.Random) -> tuple[str, str]:
         """(question, answer) for one example; the prompt is drawn from ``prompts`` with ``rng``."""
@@ -194,7 +193,7 @@ MULTIPLE_CHOICE_ANSWER_PREFIX = " The answer is"
 """SPHINX's ScienceQA evaluation pre-fills the assistant turn with this (spec 8.3)."""
 
 FREE_FORM_TASKS = {"conversation": True, "dialogue": False}
-"""Tasks whose turns come verbatim from the data (no prompt, no formatter), with ``needs_image``:
+"""Tasks whose turns come verbatim from the data (no prompt, no formatter) -> whether they take an image:
 ``conversation`` is LLaVA-style multi-turn chat about an image, ``dialogue`` is text only."""
 
 TASK_NAMES = tuple(TASKS) + tuple(FREE_FORM_TASKS)
