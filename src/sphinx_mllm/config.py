@@ -160,7 +160,6 @@ class SphinxConfig:
     convnext: ConvNextConfig | None = None
     dinov2: Dinov2Config | None = None
     qformer: QFormerConfig | None = None
-    freeze_encoders: bool = True
 
     def __post_init__(self) -> None:
         for key, cls in (("llm", LLMConfig), ("clip", ClipConfig), ("convnext", ConvNextConfig),
@@ -216,6 +215,8 @@ class SphinxConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> SphinxConfig:
+        # Freezing moved to the training config; configs saved before that still load.
+        data = {k: v for k, v in data.items() if k != "freeze_encoders"}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:

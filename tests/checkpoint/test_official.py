@@ -36,7 +36,6 @@ def test_released_checkpoint_gives_the_written_models_logits(tmp_path, released,
     loaded = official.load(path, preset=preset)
     assert loaded.llm.output.weight.dtype == torch.bfloat16
     assert torch.equal(logits(loaded), logits(model))
-    assert all(not p.requires_grad for p in loaded.encoders.parameters())
 
 
 def test_convert_then_load_ours_and_round_trip(tmp_path, released):

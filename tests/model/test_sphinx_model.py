@@ -5,6 +5,7 @@ from sphinx_mllm import build
 from sphinx_mllm.config import SphinxConfig
 from sphinx_mllm.constants import IMAGE_PLACEHOLDER_ID as PH
 from sphinx_mllm.processing import resize_bicubic
+from sphinx_mllm.train.freeze import apply_trainable
 
 
 def image_ids(cfg, text=(5, 6, 7), n_images=1):
@@ -61,6 +62,7 @@ def test_text_only_and_image_batches(toy_model):
 
 def test_encoders_are_frozen_and_the_rest_trains():
     model = build("toy")
+    apply_trainable(model)
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen and all(n.startswith("encoders.") for n in frozen)
     assert all(p.requires_grad for n, p in model.named_parameters() if not n.startswith("encoders."))

@@ -22,13 +22,15 @@ class SphinxModel(nn.Module):
         self.encoders = nn.ModuleDict({k: ENCODERS[k](cfg.encoder(k)) for k in cfg.encoder_kinds})
         self.visual_proj, self.qformer_proj, self.start_img, self.end_img = _new_adapters(cfg)
         self.llm = Transformer(cfg.llm)
-        if cfg.freeze_encoders:
-            self.encoders.requires_grad_(False)
 
     # --- vision --------------------------------------------------------------------------------
     def encode_views(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Run every encoder on its views: {kind: (V*N, tokens, width)}, view-major."""
-        frozen = self.cfg.freeze_encoders
+        """Run every encoder on its views: {kind: (V*N, tokens, width)}, view-major.
+
+        Frozen encoders (no parameter requires grad; training decides, see ``train.freeze``) run
+        without autograd so that their activations are not kept.
+        """
+        frozen = not any(p.requires_grad for p in self.encoders.parameters())
         feats = {}
         with torch.no_grad() if frozen else contextlib.nullcontext():
             for kind, encoder in self.encoders.items():
