@@ -13,16 +13,14 @@ from .constants import DTYPES
 
 
 def _config_for(name_or_path: str):
-    from .checkpoint import official, ours
+    from . import checkpoint
     from .config import PRESET_NAMES, SphinxConfig
 
     if name_or_path in PRESET_NAMES:
         return SphinxConfig.from_name(name_or_path)
     path = Path(name_or_path)
-    if ours.is_checkpoint_dir(path):
-        return SphinxConfig.from_file(path / ours.CONFIG)
-    if path.is_dir() and official.is_released_dir(path):
-        return official.ReleasedCheckpoint(path).config()
+    if checkpoint.is_checkpoint(path):
+        return checkpoint.open(path).config()
     if path.is_file() and path.suffix == ".json":
         return SphinxConfig.from_file(path)
     raise SystemExit(f"error: {name_or_path!r} is not a preset ({', '.join(PRESET_NAMES)}), "

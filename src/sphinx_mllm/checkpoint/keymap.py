@@ -219,21 +219,3 @@ def check_shapes(plan: Plan, shapes: Mapping[str, tuple[int, ...]],
             bad.append(f"{name}: checkpoint {list(shapes[name])}, model {want}")
     if bad:
         raise ValueError(f"{len(bad)} tensor(s) do not fit the config: " + "; ".join(bad[:10]))
-
-
-def load_into(model: torch.nn.Module, plan: Plan, get, device: torch.device | str,
-              dtype: torch.dtype | None) -> None:
-    """Assign ``get(canonical)`` tensors (split per the plan) to a ``meta`` model, strictly.
-
-    Tensors are moved/cast one at a time; a tensor already on ``device`` in ``dtype`` (e.g.
-    memory-mapped) is used as is, without a copy.
-    """
-    floating = {name for name, t in model.state_dict().items() if t.is_floating_point()}
-    state = {}
-    for name, targets in plan.plan.items():
-        tensor = get(name)
-        parts = split(tensor, len(targets)) if len(targets) > 1 else (tensor,)
-        for target, part in zip(targets, parts):
-            cast = dtype if dtype is not None and target in floating else part.dtype
-            state[target] = part.to(device=device, dtype=cast)
-    model.load_state_dict(state, strict=True, assign=True)

@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 
 from ..config import LLMConfig, SphinxConfig
-from ..model import SphinxModel, build
-from . import keymap, ours
+from ..model import SphinxModel
+from . import ours
+from .loader import load_model, plan_model
 from .safetensors_io import TensorSpec
 from .torch_files import drop_pages, load_mapped
 
@@ -61,8 +62,9 @@ def is_released_dir(path: str | Path) -> bool:
 class ReleasedCheckpoint:
     """A released checkpoint directory opened lazily (shards memory-mapped, nothing merged yet)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, preset: str | None = None, max_seq_len: int = 4096):
         self.path = Path(path)
+        self.preset, self.max_seq_len = preset, max_seq_len
         self.meta = json.loads((self.path / "meta.json").read_text())
         self.model_args = json.loads((self.path / "config.json").read_text())
         loaded = [load_mapped(f) for f in _shard_files(self.path)]
@@ -79,9 +81,12 @@ class ReleasedCheckpoint:
     def tokenizer_path(self) -> Path:
         return self.path / "tokenizer.model"
 
-    def config(self, preset: str | None = None, max_seq_len: int = 4096,
+    def config(self, preset: str | None = None, max_seq_len: int | None = None,
                vocab_size: int | None = None) -> SphinxConfig:
-        """Encoder geometry from ``meta.json`` (or ``preset``), LLM dims from ``config.json``."""
+        """Encoder geometry from ``meta.json`` (or ``preset``), LLM dims from ``config.json``;
+        the vocabulary from ``config.json`` or else the embedding rows."""
+        preset = preset or self.preset
+        max_seq_len = max_seq_len or self.max_seq_len
         llama_type = self.meta.get("llama_type")
         if preset is None:
             if llama_type not in LLAMA_TYPES:
@@ -121,6 +126,17 @@ class ReleasedCheckpoint:
             self._replica_mismatch.append(name)
         return first
 
+    def read(self, name: str, device: torch.device | str = "cpu",
+             dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The merged tensor on ``device`` (floating ones cast to ``dtype``); when that made a
+        copy, the mapped pages behind it are dropped."""
+        source = self.get(name)
+        cast = dtype if dtype is not None and source.is_floating_point() else source.dtype
+        tensor = source.to(device=device, dtype=cast)
+        if tensor.device.type != "cpu" or tensor.data_ptr() != self.shards[0][name].data_ptr():
+            self.release(name)
+        return tensor
+
     def release(self, name: str) -> None:
         """Drop the mapped pages behind ``name`` in every shard (they are re-read if needed)."""
         if not self.mapped:
@@ -152,44 +168,30 @@ def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _open(path, preset, max_seq_len):
     from ..tokenizer import Tokenizer
 
-    ckpt = ReleasedCheckpoint(path)
+    ckpt = ReleasedCheckpoint(path, preset, max_seq_len)
     tokenizer = Tokenizer.from_file(ckpt.tokenizer_path)
-    cfg = ckpt.config(preset, max_seq_len, vocab_size=ckpt.shapes()["tok_embeddings.weight"][0])
+    cfg = ckpt.config(vocab_size=ckpt.shapes()["tok_embeddings.weight"][0])
     if tokenizer.vocab_size > cfg.llm.vocab_size:
         raise ValueError(f"tokenizer has {tokenizer.vocab_size} pieces, embeddings only "
                          f"{cfg.llm.vocab_size}")
-    model = build(cfg, device="meta")
-    expected = model.state_dict()
-    plan = keymap.resolve(ckpt.names, expected)
-    keymap.check_shapes(plan, ckpt.shapes(), expected)
-    return ckpt, model, plan
+    return ckpt, cfg
 
 
 def load(path: str | Path, device: str | torch.device | None = None,
          dtype: torch.dtype | None = None, preset: str | None = None,
          max_seq_len: int = 4096) -> SphinxModel:
     """Model from a released checkpoint directory; ``preset`` overrides ``meta.json``'s variant."""
-    ckpt, model, plan = _open(path, preset, max_seq_len)
-    device = torch.device(device or "cpu")
-
-    def fetch(name: str) -> torch.Tensor:
-        source = ckpt.get(name)
-        cast = dtype if dtype is not None and source.is_floating_point() else source.dtype
-        tensor = source.to(device=device, dtype=cast)
-        if tensor.device.type != "cpu" or tensor.data_ptr() != ckpt.shards[0][name].data_ptr():
-            ckpt.release(name)  # a copy was made: the mapped pages are no longer needed
-        return tensor
-
-    keymap.load_into(model, plan, fetch, device, dtype)
+    ckpt, cfg = _open(path, preset, max_seq_len)
+    loaded = load_model(ckpt, device=device, dtype=dtype, cfg=cfg)
     ckpt.warn_replicas()
-    model.reset_buffers()
-    return model.eval()
+    return loaded
 
 
 def convert(src: str | Path, dst: str | Path, preset: str | None = None,
             max_seq_len: int = 4096, max_shard_bytes: int = ours.MAX_SHARD_BYTES) -> Path:
     """Released format -> ours, streaming: one merged tensor in memory at a time."""
-    ckpt, model, plan = _open(src, preset, max_seq_len)
+    ckpt, cfg = _open(src, preset, max_seq_len)
+    model, plan = plan_model(ckpt, cfg)
     shapes = ckpt.shapes()
     specs = [TensorSpec(n, shapes[n], ckpt.shards[0][n].dtype) for n in plan.plan]
 

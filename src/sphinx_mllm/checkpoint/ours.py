@@ -22,7 +22,7 @@ import torch
 from safetensors import safe_open
 
 from ..config import SphinxConfig
-from ..model import SphinxModel, build
+from ..model import SphinxModel
 from . import keymap
 from .safetensors_io import TensorSpec, read_specs, write_shards
 
@@ -63,25 +63,52 @@ def save(model: SphinxModel, tokenizer_path: str | Path, out_dir: str | Path,
     return write(out_dir, model.cfg, tokenizer_path, specs, canonical.__getitem__, max_shard_bytes)
 
 
+class OursCheckpoint:
+    """Our checkpoint directory opened lazily: headers read and checked, tensors on demand."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        index = json.loads((self.path / INDEX).read_text())
+        self.weight_map: dict[str, str] = index["weight_map"]
+        self.metadata: dict = index.get("metadata", {})
+        self.files = sorted(set(self.weight_map.values()))
+        self.specs: dict[str, TensorSpec] = {}
+        for fname in self.files:
+            self.specs.update(read_specs(self.path / fname))
+        if set(self.specs) != set(self.weight_map):
+            raise KeyError(f"{self.path / INDEX} does not list the shards' tensors: "
+                           f"{sorted(set(self.specs) ^ set(self.weight_map))[:10]}")
+        self.names = list(self.weight_map)
+        self._handles: dict = {}
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.path / TOKENIZER
+
+    def config(self) -> SphinxConfig:
+        return SphinxConfig.from_file(self.path / CONFIG)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: spec.shape for name, spec in self.specs.items()}
+
+    def get(self, name: str) -> torch.Tensor:
+        """One canonical tensor, read through safetensors' memory map."""
+        fname = self.weight_map[name]
+        if fname not in self._handles:
+            self._handles[fname] = safe_open(str(self.path / fname), framework="pt")
+        return self._handles[fname].get_tensor(name)
+
+    def read(self, name: str, device: torch.device | str = "cpu",
+             dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``get`` moved to ``device``; floating tensors cast to ``dtype`` (None: as stored)."""
+        tensor = self.get(name)
+        cast = dtype if dtype is not None and tensor.is_floating_point() else tensor.dtype
+        return tensor.to(device=device, dtype=cast)
+
+
 def load(path: str | Path, device: str | torch.device | None = None,
          dtype: torch.dtype | None = None) -> SphinxModel:
     """Model from our directory format; floating weights cast to ``dtype`` (default: as stored)."""
-    path = Path(path)
-    model = build(SphinxConfig.from_file(path / CONFIG), device="meta")
-    weight_map = json.loads((path / INDEX).read_text())["weight_map"]
-    files = sorted(set(weight_map.values()))
-    specs: dict[str, TensorSpec] = {}
-    for fname in files:
-        specs.update(read_specs(path / fname))
-    if set(specs) != set(weight_map):
-        raise KeyError(f"{path / INDEX} does not list the shards' tensors: "
-                       f"{sorted(set(specs) ^ set(weight_map))[:10]}")
-    expected = model.state_dict()
-    plan = keymap.resolve(weight_map, expected)
-    keymap.check_shapes(plan, {n: s.shape for n, s in specs.items()}, expected)
-    device = torch.device(device or "cpu")
-    handles = {f: safe_open(str(path / f), framework="pt", device=str(device)) for f in files}
-    keymap.load_into(model, plan, lambda name: handles[weight_map[name]].get_tensor(name),
-                     device, dtype)
-    model.reset_buffers()
-    return model.eval()
+    from .loader import load_model
+
+    return load_model(OursCheckpoint(path), device=device, dtype=dtype)
