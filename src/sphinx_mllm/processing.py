@@ -108,3 +108,12 @@ class Processor:
         prefix = self._prefix(has_image)
         return Encoded(prefix + ids + [self.tokenizer.eos_id],
                        [IGNORE_INDEX] * len(prefix) + labels + [IGNORE_INDEX])
+
+    def encode_lm(self, text: str, has_image: bool) -> Encoded:
+        """Plain language modelling (pre-training), no template: ``BOS [image] text EOS``.
+
+        Every token of ``text`` and the EOS is supervised; BOS and the placeholders are not.
+        """
+        ids = self.tokenizer.encode(text) + [self.tokenizer.eos_id]
+        prefix = self._prefix(has_image)
+        return Encoded(prefix + ids, [IGNORE_INDEX] * len(prefix) + ids)

@@ -11,7 +11,7 @@ from sphinx_mllm.constants import IGNORE_INDEX
 from sphinx_mllm.conversation import Message
 from sphinx_mllm.data import Sample
 from sphinx_mllm.processing import Processor
-from sphinx_mllm.tasks import (QA, TASK_NAMES, TASKS, Box, Caption, Choice, Detection, Detections,
+from sphinx_mllm.tasks import (LM_TASKS, QA, TASK_NAMES, TASKS, Box, Caption, Choice, Detection, Detections,
                                GroundedCaption, Keypoints, Point, Pose, Region, make_turn)
 from sphinx_mllm.tokenizer import Tokenizer
 
@@ -51,6 +51,11 @@ def _samples():
                  "dialogue", "dialogue")
 
 
+def _lm_samples():
+    yield Sample(Path("x.jpg"), (Message("assistant", "A cat on a mat."),), "caption_lm", "c")
+    yield Sample(None, (Message("assistant", "Raw web text, all of it\nsupervised."),), "text_lm", "t")
+
+
 def _runs(labels):
     runs, current = [], []
     for label in labels:
@@ -64,7 +69,21 @@ def _runs(labels):
 
 
 def test_every_task_is_covered():
-    assert {s.task for s in _samples()} == set(TASK_NAMES) == set(TASKS) | {"conversation", "dialogue"}
+    covered = {s.task for s in _samples()} | {s.task for s in _lm_samples()}
+    assert covered == set(TASK_NAMES) == set(TASKS) | {"conversation", "dialogue"} | set(LM_TASKS)
+
+
+@pytest.mark.parametrize("sample", list(_lm_samples()), ids=lambda s: s.task)
+def test_language_modelling_supervises_every_text_token_and_eos(processor, sample):
+    """Pre-training layout: BOS [placeholders] text EOS, labels = ids after BOS/placeholders."""
+    has_image = sample.image is not None
+    text = sample.messages[0].content
+    encoded = processor.encode_lm(text, has_image)
+    prefix = 1 + processor.image_tokens * has_image
+    ids = processor.tokenizer.encode(text)
+    assert encoded.input_ids == [processor.tokenizer.bos_id] + encoded.input_ids[1:prefix] + ids + [2]
+    assert encoded.labels == [IGNORE_INDEX] * prefix + ids + [processor.tokenizer.eos_id]
+    assert processor.tokenizer.decode(encoded.labels[prefix:-1]) == text
 
 
 @pytest.mark.parametrize("sample", list(_samples()), ids=lambda s: s.task)

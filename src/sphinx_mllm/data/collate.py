@@ -10,6 +10,7 @@ from PIL import Image
 
 from ..constants import IGNORE_INDEX
 from ..processing import Encoded, Processor
+from ..tasks import LM_TASKS
 from .sample import Sample
 
 
@@ -45,7 +46,10 @@ class Collator:
 
     def _encode(self, sample: Sample) -> Encoded:
         has_image = sample.image is not None
-        encoded = self.processor.encode_training(sample.messages, has_image)
+        if sample.task in LM_TASKS:
+            encoded = self.processor.encode_lm(sample.messages[-1].content, has_image)
+        else:
+            encoded = self.processor.encode_training(sample.messages, has_image)
         limit = self.max_length
         if limit is None or len(encoded.input_ids) <= limit:
             return encoded

@@ -12,6 +12,9 @@ YAML (LLaMA2-Accessory's schema, spec 9.3, plus ``format``, ``split`` and ``weig
         format: coco-instances                      # optional adapter name (default: llava)
         split: train2017                            # optional: the adapter's split
         weight: 2.0                                 # optional: expected draws per item per epoch
+      - path: /data/laion/captions.jsonl
+        type: image_text
+        task: caption_lm                            # optional: pre-training (caption_lm / text_lm)
 
 Relative paths are resolved against the YAML file's folder, never the working directory.
 """
@@ -26,8 +29,9 @@ from typing import Iterator, Sequence
 
 import yaml
 
+from ..tasks import LM_TASKS
 from .adapters import FORMATS, read_samples
-from .sample import Sample, Skips
+from .sample import Sample, Skips, as_language_modelling
 
 # --- config ------------------------------------------------------------------------------------
 
@@ -43,13 +47,14 @@ class SourceConfig:
     split: str | None = None
     ratio: float = 1.0
     weight: float = 1.0
+    task: str | None = None  # a language-modelling task (tasks.LM_TASKS) replacing the chat turns
 
     @property
     def name(self) -> str:
         return f"{self.format}:{self.path.name}" + (f":{self.split}" if self.split else "")
 
 
-_KEYS = {"path", "type", "format", "root", "split", "ratio", "weight"}
+_KEYS = {"path", "type", "format", "root", "split", "ratio", "weight", "task"}
 
 
 def _source(entry: object, base: Path, index: int) -> SourceConfig:
@@ -64,9 +69,12 @@ def _source(entry: object, base: Path, index: int) -> SourceConfig:
     ratio, weight = float(entry.get("ratio", 1.0)), float(entry.get("weight", 1.0))
     if not 0 < ratio <= 1 or weight < 0:
         raise ValueError(f"META[{index}]: ratio must be in (0, 1] and weight >= 0")
+    task = entry.get("task")
+    if task is not None and task not in LM_TASKS:
+        raise ValueError(f"META[{index}]: task must be one of {sorted(LM_TASKS)}, got {task!r}")
     root = entry.get("root")
     return SourceConfig(base / entry["path"], str(entry["type"]), fmt,
-                        base / root if root else None, entry.get("split"), ratio, weight)
+                        base / root if root else None, entry.get("split"), ratio, weight, task)
 
 
 def read_mixture_config(path: str | Path) -> list[SourceConfig]:
@@ -119,6 +127,9 @@ def load_mixture(sources: Sequence[SourceConfig], seed: int = 0) -> Mixture:
         skips = Skips()
         samples = list(read_samples(source.format, source.path, split=source.split,
                                     images=source.root, seed=seed, skips=skips))
+        if source.task is not None:
+            samples = [lm for s in samples for lm in skips.guard(
+                source.path, s.source, lambda s=s: [as_language_modelling(s, source.task)])]
         if source.ratio < 1:
             kept = sorted(random.Random(0).sample(range(len(samples)),
                                                   int(len(samples) * source.ratio)))

@@ -90,6 +90,28 @@ class Skips:
             return []
 
 
+def as_language_modelling(sample: Sample, task: str) -> Sample:
+    """``sample`` as a pre-training sample of ``task`` (``tasks.LM_TASKS``): one assistant message
+    holding the text to model.
+
+    ``caption_lm`` keeps the image and takes the last answer as its caption; ``text_lm`` takes the
+    whole conversation's text, one message per line, and needs a sample without an image.
+    """
+    if task == "caption_lm":
+        if sample.image is None:
+            raise Malformed("caption_lm needs an image")
+        body = [m.content for m in sample.messages if m.role == "assistant"][-1:]
+    elif task == "text_lm":
+        if sample.image is not None:
+            raise Malformed("text_lm takes text-only samples; this one has an image")
+        body = [m.content for m in sample.messages if m.content]
+    else:
+        raise ValueError(f"unknown language-modelling task {task!r}; known: caption_lm, text_lm")
+    if not body or not body[-1].strip():
+        raise Malformed(f"{task}: no text to model")
+    return Sample(sample.image, (Message("assistant", "\n".join(body)),), task, sample.source)
+
+
 def messages_from_pairs(pairs: list[tuple[str, str]]) -> tuple[Message, ...]:
     return tuple(m for q, a in pairs for m in (Message("user", q), Message("assistant", a)))
 

@@ -9,13 +9,14 @@ from .formats import (COCO_KEYPOINTS, COCO_SKELETON, DECIMALS, Detection, Keypoi
                       format_point, ground, parse, parse_boxes, parse_detections, parse_keypoints,
                       strip_grounding)
 from .geometry import Box, ImageFrame, Point
-from .registry import (FREE_FORM_TASKS, QA, TASK_NAMES, TASKS, Caption, Choice, Detections,
+from .registry import (FREE_FORM_TASKS, LM_TASKS, QA, TASK_NAMES, TASKS, Caption, Choice, Detections,
                        Example, GroundedCaption, Pose, Region, Task, get_task, make_turn, plural,
                        sample_rng)
 
 __all__ = [
     "Box", "Caption", "COCO_KEYPOINTS", "COCO_SKELETON", "Choice", "DECIMALS", "Detection",
     "Detections", "Example", "FREE_FORM_TASKS", "GroundedCaption", "ImageFrame", "Keypoints",
+    "LM_TASKS",
     "Point", "Pose", "QA", "Region", "Span", "TASKS", "TASK_NAMES", "Task", "first_box",
     "format_box", "format_boxes", "format_detections", "format_keypoints", "format_point",
     "get_task", "ground", "make_turn", "parse", "parse_boxes", "parse_detections",

@@ -196,7 +196,12 @@ FREE_FORM_TASKS = {"conversation": True, "dialogue": False}
 """Tasks whose turns come verbatim from the data (no prompt, no formatter) -> whether they take an image:
 ``conversation`` is LLaVA-style multi-turn chat about an image, ``dialogue`` is text only."""
 
-TASK_NAMES = tuple(TASKS) + tuple(FREE_FORM_TASKS)
+LM_TASKS = {"caption_lm": True, "text_lm": False}
+"""Pre-training tasks: plain language modelling without the chat template -> whether they take an
+image. ``caption_lm`` is an image followed by its caption (loss on the caption and EOS),
+``text_lm`` raw text (loss on every token and EOS); see :meth:`Processor.encode_lm`."""
+
+TASK_NAMES = tuple(TASKS) + tuple(FREE_FORM_TASKS) + tuple(LM_TASKS)
 
 
 def get_task(name: str) -> Task:
