@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-from PIL import Image
 
 from ..constants import IGNORE_INDEX
+from ..media import load_image
 from ..processing import Encoded, Processor
 from ..tasks import LM_TASKS
 from .sample import Sample
@@ -58,8 +58,7 @@ class Collator:
         return Encoded(encoded.input_ids[:limit], encoded.labels[:limit])
 
     def _image(self, sample: Sample) -> torch.Tensor:
-        with Image.open(sample.image) as image:
-            return self.processor.image(image)
+        return self.processor.image(load_image(sample.image))
 
     def __call__(self, samples: Sequence[Sample]) -> Batch:
         encoded = [self._encode(s) for s in samples]

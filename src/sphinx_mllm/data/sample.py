@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from PIL import Image
-
 from ..conversation import Message
+from ..media import image_size
 from ..tasks import ImageFrame
 
 log = logging.getLogger(__name__)
@@ -122,8 +121,7 @@ def image_frame(width: object, height: object, image: Path | None) -> ImageFrame
         return ImageFrame(int(width), int(height))
     if image is None:
         raise Malformed("no image size in the record and no image file")
-    with Image.open(image) as img:  # reads the header only
-        return ImageFrame(*img.size)
+    return ImageFrame(*image_size(image))  # reads the header only
 
 
 def text(value: object, what: str) -> str:

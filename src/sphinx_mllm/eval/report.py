@@ -17,6 +17,7 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw
 
+from ..media import load_image
 from ..tasks import COCO_KEYPOINTS, COCO_SKELETON, parse_detections
 from .benchmarks import Item, get_benchmark
 from .benchmarks.coco import answer_keypoints
@@ -101,7 +102,7 @@ def _skeleton(draw: ImageDraw.ImageDraw, points: Sequence[Sequence[float] | None
 
 def draw_example(benchmark: str, item: Item, answer: str) -> Image.Image:
     """The item's image with ground truth (green) and the parsed prediction (red), in pixels."""
-    image = Image.open(item.image).convert("RGB")
+    image = load_image(item.image)
     draw = ImageDraw.Draw(image)
     if benchmark.startswith("refcoco"):
         ref = item.reference
