@@ -19,6 +19,8 @@ Errors are typed so that callers can tell the user what is wrong: :class:`Invali
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import os
 import struct
@@ -98,6 +100,26 @@ def image_size(source: str | os.PathLike | bytes, limits: ImageLimits = DEFAULT_
         return width, height
 
 
+def decode_data_url(url: str, limits: ImageLimits = DEFAULT_LIMITS) -> bytes:
+    """The bytes of a ``data:[<media type>];base64,<payload>`` URL (size checked before decoding).
+
+    The media type is not trusted; :func:`load_image` sniffs the format from the bytes.
+    """
+    header, comma, payload = url.partition(",")
+    if not header.lower().startswith("data:") or not comma:
+        raise InvalidImage("not a data: URL (expected data:image/...;base64,...)")
+    if not header.lower().endswith(";base64"):
+        raise InvalidImage("data: URLs must be base64-encoded (data:image/...;base64,...)")
+    payload = "".join(payload.split())
+    if len(payload) // 4 * 3 > limits.max_bytes:
+        raise ImageTooLarge(f"the data: URL holds about {len(payload) // 4 * 3} bytes; the limit "
+                            f"is {limits.max_bytes}")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise InvalidImage(f"the data: URL is not valid base64 ({err})") from None
+
+
 def _open(source: str | os.PathLike | bytes, limits: ImageLimits) -> Image.Image:
     """``Image.open`` on the allowed decoders, after the byte checks; reads the header only."""
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -151,5 +173,5 @@ def to_rgb(image: Image.Image) -> Image.Image:
         raise UnsupportedImage(f"image mode {mode} cannot be converted to RGB ({err})") from None
 
 
-__all__ = ["DEFAULT_LIMITS", "FORMATS", "ImageError", "ImageLimits", "ImageTooLarge",
-           "InvalidImage", "UnsupportedImage", "image_size", "load_image", "to_rgb"]
+__all__ = ["DEFAULT_LIMITS", "FORMATS", "ImageError", "ImageLimits", "ImageTooLarge", "InvalidImage",
+           "UnsupportedImage", "decode_data_url", "image_size", "load_image", "to_rgb"]

@@ -9,6 +9,8 @@ from .formats import (COCO_KEYPOINTS, COCO_SKELETON, DECIMALS, Detection, Keypoi
                       format_point, ground, parse, parse_boxes, parse_detections, parse_keypoints,
                       strip_grounding)
 from .geometry import Box, ImageFrame, Point
+from .objects import (AnswerObject, BoxObject, KeypointSet, PointObject, answer_objects,
+                      objects_json)
 from .registry import (FREE_FORM_TASKS, LM_TASKS, QA, TASK_NAMES, TASKS, Caption, Choice, Detections,
                        Example, GroundedCaption, Pose, Region, Task, get_task, make_turn, plural,
                        sample_rng)
@@ -21,4 +23,5 @@ __all__ = [
     "format_box", "format_boxes", "format_detections", "format_keypoints", "format_point",
     "get_task", "ground", "make_turn", "parse", "parse_boxes", "parse_detections",
     "parse_keypoints", "plural", "sample_rng", "strip_grounding",
+    "AnswerObject", "BoxObject", "KeypointSet", "PointObject", "answer_objects", "objects_json",
 ]
