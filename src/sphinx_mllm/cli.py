@@ -201,6 +201,67 @@ def cmd_assemble(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .train.config import load_config
+    from .train.trainer import train
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        final = train(cfg)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    print(f"wrote {final}")
+    return 0
+
+
+def cmd_mix(args) -> int:
+    from .train.mix import mix
+
+    try:
+        betas = [float(b) for b in args.beta.split(",")]
+        written = mix(args.a, args.b, args.out, betas, include_projector=args.include_projector)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .train.plot import plot_runs
+
+    try:
+        print(f"wrote {plot_runs(args.runs, args.out)}")
+    except FileNotFoundError as err:
+        raise SystemExit(f"error: {err}")
+    return 0
+
+
+def add_train_commands(sub) -> None:
+    train = sub.add_parser("train", help="train or fine-tune from a YAML config (docs/training.md)",
+                           description="Train from CONFIG.yaml; KEY=VALUE arguments override any "
+                           "key, dotted for sections (optim.lr=1e-4). Launch with torchrun for "
+                           "several processes.")
+    train.add_argument("config", help="training YAML (configs/train/*.yaml)")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. steps=100 optim.lr=1e-4")
+    train.set_defaults(func=cmd_train)
+
+    mix = sub.add_parser("mix", help="C = beta*A + (1-beta)*B over the LLM weights (weight mixing)")
+    mix.add_argument("a", help="parent checkpoint A (e.g. tuned on real-world data)")
+    mix.add_argument("b", help="parent checkpoint B (e.g. tuned on synthetic data)")
+    mix.add_argument("--beta", required=True, help="weight of A in [0, 1]; a comma list writes "
+                     "OUT/beta-<b>/ for each value")
+    mix.add_argument("--out", required=True, help="output checkpoint directory")
+    mix.add_argument("--include-projector", action="store_true",
+                     help="also mix the projections and start/end vectors (default: copied from A)")
+    mix.set_defaults(func=cmd_mix)
+
+    plot = sub.add_parser("plot", help="loss and learning-rate curves of training runs as a PNG")
+    plot.add_argument("runs", nargs="+", help="run directories (with metrics.jsonl)")
+    plot.add_argument("--out", required=True, help="PNG path")
+    plot.set_defaults(func=cmd_plot)
+
+
 def add_checkpoint_commands(sub) -> None:
     conv = sub.add_parser("convert", help="released SPHINX checkpoint -> our safetensors format")
     conv.add_argument("src", help="directory with consolidated.XX-of-YY.model.pth, config.json, "
@@ -310,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_checkpoint_commands(sub)
     add_eval_commands(sub)
+    add_train_commands(sub)
     return parser
 
 

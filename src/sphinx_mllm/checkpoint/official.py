@@ -116,6 +116,9 @@ class ReleasedCheckpoint:
             out[name] = tuple(shape)
         return out
 
+    def dtype(self, name: str) -> torch.dtype:
+        return self.shards[0][name].dtype
+
     def get(self, name: str) -> torch.Tensor:
         """The merged tensor (a fresh tensor for split ones, a mapped view for replicated ones)."""
         dim = split_dim(name)

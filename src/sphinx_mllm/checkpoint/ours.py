@@ -39,14 +39,16 @@ def is_checkpoint_dir(path: str | Path) -> bool:
 
 
 def write(out_dir: str | Path, config: SphinxConfig, tokenizer_path: str | Path,
-          specs: list[TensorSpec], produce, max_shard_bytes: int = MAX_SHARD_BYTES) -> Path:
-    """Write a checkpoint from canonical tensor declarations and a producer (streaming)."""
+          specs: list[TensorSpec], produce, max_shard_bytes: int = MAX_SHARD_BYTES,
+          metadata: dict | None = None) -> Path:
+    """Write a checkpoint from canonical tensor declarations and a producer (streaming);
+    ``metadata`` (JSON values) joins the index's ``metadata``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dtypes = sorted({str(s.dtype).removeprefix("torch.") for s in specs})
     weight_map = write_shards(out, specs, produce, max_shard_bytes, {"format": FORMAT})
     index = {"metadata": {"format": FORMAT, "dtypes": dtypes,
-                          "total_size": sum(s.nbytes for s in specs)},
+                          "total_size": sum(s.nbytes for s in specs), **(metadata or {})},
              "weight_map": weight_map}
     (out / INDEX).write_text(json.dumps(index, indent=1) + "\n")
     config.to_file(out / CONFIG)
@@ -90,6 +92,9 @@ class OursCheckpoint:
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {name: spec.shape for name, spec in self.specs.items()}
+
+    def dtype(self, name: str) -> torch.dtype:
+        return self.specs[name].dtype
 
     def get(self, name: str) -> torch.Tensor:
         """One canonical tensor, read through safetensors' memory map."""

@@ -30,13 +30,23 @@ def check_parts(parts) -> tuple[str, ...]:
     return parts
 
 
+def is_lora(name: str) -> bool:
+    return name.endswith((".lora_a", ".lora_b"))
+
+
 def apply_trainable(model: nn.Module, parts=DEFAULT_TRAINABLE) -> dict[str, int]:
-    """Set ``requires_grad`` by part; return the trainable parameter count per part."""
+    """Set ``requires_grad`` by part; return the trainable parameter count per part.
+
+    When the LLM carries LoRA adapters, ``llm`` trains the adapters only and its base weights
+    stay frozen.
+    """
     parts = check_parts(parts)
+    has_lora = any(is_lora(name) for name, _ in model.named_parameters())
     counts = dict.fromkeys(parts, 0)
     for name, param in model.named_parameters():
         part = part_of(name)
-        param.requires_grad_(part in parts)
-        if part in parts:
+        trains = part in parts and (not has_lora or part != "llm" or is_lora(name))
+        param.requires_grad_(trains)
+        if trains:
             counts[part] += param.numel()
     return counts

@@ -1,0 +1,96 @@
+"""Weight mixing (SPHINX's "domain mix", spec 7): ``C = beta * A + (1 - beta) * B`` over the LLM.
+
+Streams one tensor at a time from the parents (ours or released), so memory stays near one
+tensor, and writes our checkpoint format. Only the LLM (and, on request, the projections and
+start/end vectors) is mixed; every other tensor is copied from ``A`` after checking that ``B``
+has the same (the frozen encoders must be identical, or the parents are not siblings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .. import checkpoint
+from ..checkpoint import loader, ours
+from ..checkpoint.safetensors_io import TensorSpec
+from .freeze import part_of
+
+
+class MixError(ValueError):
+    """The parents cannot be mixed; the message names the first difference."""
+
+
+def mix(a: str | Path, b: str | Path, out: str | Path, betas: Sequence[float],
+        include_projector: bool = False) -> list[Path]:
+    """Write one mixed checkpoint per beta: ``out`` for one beta, ``out/beta-<b>/`` for several."""
+    betas = [float(x) for x in betas]
+    if not betas or any(not 0.0 <= x <= 1.0 for x in betas):
+        raise ValueError(f"beta must be in [0, 1], got {betas}")
+    src_a, src_b = checkpoint.open(a), checkpoint.open(b)
+    cfg, cfg_a, cfg_b = src_a.config(), src_a.config().to_dict(), src_b.config().to_dict()
+    if cfg_a != cfg_b:
+        field = next(k for k in cfg_a if cfg_a[k] != cfg_b.get(k))
+        raise MixError(f"parents have different model configs (first differing field: {field}: "
+                       f"{cfg_a[field]!r} vs {cfg_b.get(field)!r})")
+    if set(src_a.names) != set(src_b.names) or src_a.shapes() != src_b.shapes():
+        first = sorted(set(src_a.names) ^ set(src_b.names)) or sorted(
+            n for n in src_a.names if src_a.shapes()[n] != src_b.shapes().get(n))
+        raise MixError(f"parents hold different tensors (first: {first[0]})")
+    _, plan = loader.plan_model(src_a, cfg)
+    mixed_parts = {"llm"} | ({"projector", "start_end"} if include_projector else set())
+    mixed = {n for n, targets in plan.plan.items() if part_of(targets[0]) in mixed_parts}
+    for name in plan.plan:  # refuse before writing anything
+        if name not in mixed and not torch.equal(src_a.get(name), src_b.get(name)):
+            raise MixError(f"parents differ in {name}, which is not mixed (frozen encoders and, "
+                           "without --include-projector, the projections must be identical)")
+    hashes = [content_hash(src_a.path), content_hash(src_b.path)]
+    out = Path(out)
+    written = []
+    for beta in betas:
+        target = out if len(betas) == 1 else out / f"beta-{beta:g}"
+        meta = {"mix_beta": f"{beta:g}", "mix_parents": [str(src_a.path), str(src_b.path)],
+                "mix_parent_sha256": hashes, "mix_include_projector": include_projector}
+        written.append(_write(src_a, src_b, plan.plan, mixed, beta, target, meta))
+    return written
+
+
+def mix_tensors(a: torch.Tensor, b: torch.Tensor, beta: float) -> torch.Tensor:
+    """``beta * a + (1 - beta) * b`` in float32, cast back; beta 1 / 0 return a / b exactly."""
+    if beta == 1.0:
+        return a
+    if beta == 0.0:
+        return b
+    return (beta * a.float() + (1.0 - beta) * b.float()).to(a.dtype)
+
+
+def _write(src_a, src_b, names, mixed: set[str], beta: float, target: Path, meta: dict) -> Path:
+    shapes = src_a.shapes()
+    specs = [TensorSpec(n, shapes[n], src_a.dtype(n)) for n in names]
+
+    def produce(name: str) -> torch.Tensor:
+        a = src_a.get(name)
+        return mix_tensors(a, src_b.get(name), beta) if name in mixed else a
+
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    ours.write(tmp, src_a.config(), src_a.tokenizer_path, specs, produce, metadata=meta)
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp.rename(target)
+    return target
+
+
+def content_hash(path: Path) -> str:
+    """sha256 over a checkpoint directory's files (names and bytes, sorted), streamed."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(path).iterdir() if p.is_file()):
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 24), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
