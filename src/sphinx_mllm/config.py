@@ -86,6 +86,15 @@ class ConvNextConfig:
     view_size: int = 224
     input_size: int = 256  # each view is nearest-resized (via fp16) to this size
     token_grid: int = 16  # map is repeat-interleaved up to this grid
+    # The original nearest-resizes every view to input_size through fp16 (SPHINX-Tiny too, at the
+    # same size, where only the rounding acts); SPHINX-Tiny-1k feeds its views as they are, so its
+    # tiles (plain slices of the image) reach the trunk in full precision.
+    resize_input: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.resize_input and self.input_size != self.view_size:
+            raise ValueError(f"resize_input=False needs input_size == view_size, got "
+                             f"{self.input_size} and {self.view_size}")
 
     @property
     def width(self) -> int:
@@ -120,6 +129,13 @@ class Dinov2Config:
     # The hub code resizes position embeddings with scale factor (grid + 0.1) / native grid
     # (dinov2_vitg14's default); 0 means "resize to the grid size" as transformers does.
     interpolate_offset: float = 0.1
+    # How the CLIP -> ImageNet re-normalisation is written ("sequential" in the four-encoder
+    # variants, "affine" in the Tiny ones; see vision.dinov2.clip_to_imagenet): it rounds differently.
+    renorm: str = "sequential"
+
+    def __post_init__(self) -> None:
+        if self.renorm not in ("sequential", "affine"):
+            raise ValueError(f"renorm must be 'sequential' or 'affine', got {self.renorm!r}")
 
     @property
     def token_grid(self) -> int:
@@ -247,11 +263,15 @@ def _sphinx(name: str, image_size: int, grid: int) -> SphinxConfig:
 
 
 def _sphinx_tiny(name: str, image_size: int, grid: int) -> SphinxConfig:
-    """TinyLlama-1.1B + ConvNeXt-XXL on 512-px views + DINOv2 on 224-px views (llama_ens_light)."""
+    """TinyLlama-1.1B + ConvNeXt-XXL on 512-px views + DINOv2 on 224-px views (llama_ens_light).
+
+    The original's Tiny (one view) rounds its ConvNeXt input through fp16, Tiny-1k (grid 2) does not.
+    """
     llm = LLMConfig(dim=2048, n_layers=22, n_heads=32, n_kv_heads=4, hidden_dim=5632)
     return SphinxConfig(name=name, image_size=image_size, grid=grid, llm=llm,
-                        convnext=ConvNextConfig(view_size=512, input_size=512),
-                        dinov2=Dinov2Config())
+                        convnext=ConvNextConfig(view_size=512, input_size=512,
+                                                resize_input=grid == 1),
+                        dinov2=Dinov2Config(renorm="affine"))
 
 
 TOY_VOCAB = 1024  # size of the bundled toy tokenizer
@@ -281,8 +301,9 @@ def _toy_tiny(name: str, image_size: int, grid: int) -> SphinxConfig:
     return SphinxConfig(
         name=name, image_size=image_size, grid=grid, llm=_toy_llm(),
         convnext=ConvNextConfig(dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), view_size=128,
-                                input_size=128, token_grid=4),
-        dinov2=Dinov2Config(width=32, layers=2, heads=2, image_size=70, view_size=56),
+                                input_size=128, token_grid=4, resize_input=grid == 1),
+        dinov2=Dinov2Config(width=32, layers=2, heads=2, image_size=70, view_size=56,
+                            renorm="affine"),
     )
 
 

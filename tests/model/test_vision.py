@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 from sphinx_mllm.config import SphinxConfig
 from sphinx_mllm.model.vision import ClipEncoder, ConvNextEncoder, Dinov2Encoder, QFormerEncoder
+from sphinx_mllm.model.vision.dinov2 import clip_to_imagenet
 
 CFG = SphinxConfig.from_name("toy")
 TINY = SphinxConfig.from_name("toy-tiny")
@@ -116,3 +117,88 @@ def test_qformer_returns_query_outputs():
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     # the queries really look at the image
     assert not torch.allclose(got[0], got[1])
+
+
+# --- the Tiny variants' input paths (pinned against the original's llama_ens(5)_light) ---------
+
+TINY_1K = SphinxConfig.from_name("toy-tiny-1k")
+
+
+def test_tiny_presets_follow_the_original_input_paths():
+    for name in ("sphinx-tiny", "toy-tiny"):
+        cfg = SphinxConfig.from_name(name)
+        assert cfg.convnext.resize_input and cfg.dinov2.renorm == "affine"
+    for name in ("sphinx-tiny-1k", "toy-tiny-1k"):
+        cfg = SphinxConfig.from_name(name)
+        assert not cfg.convnext.resize_input and cfg.dinov2.renorm == "affine"
+    for name in ("sphinx", "sphinx-1k", "sphinx-2k"):
+        cfg = SphinxConfig.from_name(name)
+        assert cfg.convnext.resize_input and cfg.dinov2.renorm == "sequential"
+
+
+def test_convnext_without_resize_needs_matching_sizes():
+    import dataclasses
+
+    import pytest
+    with pytest.raises(ValueError, match="input_size == view_size"):
+        dataclasses.replace(TINY_1K.convnext, input_size=256)
+
+
+@torch.no_grad()
+def test_convnext_tiny_rounds_its_input_through_fp16_and_tiny_1k_does_not():
+    x = views(128)
+    assert not torch.equal(x.half().float(), x)  # random input is not fp16-exact
+    tiny = ConvNextEncoder(TINY.convnext)
+    assert torch.equal(tiny.prepare(x), x.half().float())  # same size: only the rounding acts
+    tiny_1k = perturb(ConvNextEncoder(TINY_1K.convnext))
+    assert tiny_1k.prepare(x) is x
+    fmap = tiny_1k.feature_map(x)
+    assert fmap.shape == (2, 4, 4, 32)  # 128 / 32: native grid, no repeat
+    patches = fmap.flatten(1, 2)
+    torch.testing.assert_close(tiny_1k(x), torch.cat([patches.mean(1, keepdim=True), patches], 1))
+    assert not torch.allclose(tiny_1k(x), tiny_1k(x.half().float()), atol=1e-6, rtol=0)
+
+
+@torch.no_grad()
+def test_tiny_1k_convnext_sees_exact_tiles_and_dinov2_quadrants_of_a_2v_resize(monkeypatch):
+    from sphinx_mllm.model import build
+    model = build(TINY_1K).eval()
+    seen = {}
+
+    def recording(kind, step):
+        def wrapped(x):
+            seen[kind] = x  # what the tower itself receives, after the encoder's own prepare()
+            return step(x)
+        return wrapped
+
+    for kind, name in (("convnext", "feature_map"), ("dinov2", "features")):
+        encoder = model.encoders[kind]
+        monkeypatch.setattr(encoder, name, recording(kind, getattr(encoder, name)))
+    torch.manual_seed(3)
+    image = torch.randn(1, 3, 256, 256)
+    model.encode_views(image)
+    conv, dino = seen["convnext"], seen["dinov2"]  # (5, 3, 128, 128) and (5, 3, 56, 56)
+    global_128 = F.interpolate(image.half(), size=(128, 128), mode="bicubic").float()
+    assert torch.equal(conv[0], global_128[0])
+    tiles = [image[0, :, r:r + 128, c:c + 128] for r in (0, 128) for c in (0, 128)]
+    assert all(torch.equal(conv[1 + i], t) for i, t in enumerate(tiles))  # full precision
+    big = F.interpolate(image.half(), size=(112, 112), mode="bicubic").float()
+    quads = [big[0, :, r:r + 56, c:c + 56] for r in (0, 56) for c in (0, 56)]
+    assert all(torch.equal(dino[1 + i], clip_to_imagenet(q[None], "affine")[0])
+               for i, q in enumerate(quads))
+
+
+def test_dinov2_renormalisation_forms_round_differently():
+    from sphinx_mllm.constants import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
+    x = views(56, 4)
+    def stat(values):
+        return torch.tensor(values).view(1, 3, 1, 1)
+    sequential = (x * stat(CLIP_STD) + stat(CLIP_MEAN) - stat(IMAGENET_MEAN)) / stat(IMAGENET_STD)
+    affine = (x * (stat(CLIP_STD) / stat(IMAGENET_STD))
+              + (stat(CLIP_MEAN) - stat(IMAGENET_MEAN)) / stat(IMAGENET_STD))
+    assert torch.equal(clip_to_imagenet(x, "sequential"), sequential)
+    assert torch.equal(clip_to_imagenet(x, "affine"), affine)
+    torch.testing.assert_close(affine, sequential, atol=1e-6, rtol=0)
+    assert not torch.equal(affine, sequential)  # other rounding: the Tiny variants need "affine"
+    assert torch.equal(Dinov2Encoder(TINY.dinov2).prepare(x), affine)
+    assert torch.equal(Dinov2Encoder(CFG.dinov2).prepare(x), sequential)

@@ -30,12 +30,26 @@ class ConvNextEncoder(nn.Module):
     def width(self) -> int:
         return self.cfg.width
 
+    def prepare(self, views: torch.Tensor) -> torch.Tensor:
+        """(B, 3, v, v) views -> (B, 3, input_size, input_size), the trunk's input.
+
+        With ``resize_input`` the original resizes through fp16 with nearest mode, also when the
+        size is unchanged (SPHINX-Tiny: only the fp16 rounding acts); SPHINX-Tiny-1k feeds its
+        views as they are, so its tiles keep full precision.
+        """
+        if not self.cfg.resize_input:
+            return views
+        size = (self.cfg.input_size,) * 2
+        return F.interpolate(views.half(), size=size, mode="nearest").to(views.dtype)
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Trunk input (B, 3, s, s) -> (B, s/32, s/32, width), the last map after the head norm."""
+        fmap = self.model(pixel_values=x).last_hidden_state  # (B, C, h, w)
+        return self.model.layernorm(fmap.permute(0, 2, 3, 1))  # head LayerNorm2d per location
+
     def forward(self, views: torch.Tensor) -> torch.Tensor:
         """(B, 3, v, v) -> (B, 1 + token_grid^2, width)."""
-        # The original resizes through fp16 with nearest mode (also when the size is unchanged).
-        x = F.interpolate(views.half(), size=(self.cfg.input_size,) * 2, mode="nearest")
-        fmap = self.model(pixel_values=x.to(views.dtype)).last_hidden_state  # (B, C, h, w)
-        fmap = self.model.layernorm(fmap.permute(0, 2, 3, 1))  # head LayerNorm2d per location
+        fmap = self.feature_map(self.prepare(views))
         up = self.cfg.upsample
         fmap = fmap.repeat_interleave(up, dim=1).repeat_interleave(up, dim=2)  # (B, g, g, C)
         tokens = fmap.flatten(1, 2)  # (B, g*g, C), raster order

@@ -18,11 +18,23 @@ def hf_config(cfg: Dinov2Config) -> HFDinov2Config:
         layer_norm_eps=cfg.norm_eps, drop_path_rate=0.0)
 
 
-def clip_to_imagenet(x: torch.Tensor) -> torch.Tensor:
-    """Re-normalise a CLIP-normalised image to ImageNet mean/std (channel dim 1)."""
-    def stat(values):
-        return torch.tensor(values, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * stat(CLIP_STD) + stat(CLIP_MEAN) - stat(IMAGENET_MEAN)) / stat(IMAGENET_STD)
+def clip_to_imagenet(x: torch.Tensor, form: str = "sequential") -> torch.Tensor:
+    """Re-normalise a CLIP-normalised image to ImageNet mean/std (channel dim 1), in x's dtype.
+
+    Both forms are the original's: the four-encoder variants write
+    ``(x * clip_std + clip_mean - in_mean) / in_std`` ("sequential"), the Tiny variants
+    ``x * (clip_std / in_std) + (clip_mean - in_mean) / in_std`` ("affine"). Same maths, other
+    rounding (about 1e-7 in fp32, more in bf16).
+    """
+    def stat(values):  # float32 first, then x's dtype, as the original's torch.Tensor(...).to(x)
+        return torch.tensor(values, dtype=torch.float32).to(x).view(1, 3, 1, 1)
+    clip_mean, clip_std = stat(CLIP_MEAN), stat(CLIP_STD)
+    in_mean, in_std = stat(IMAGENET_MEAN), stat(IMAGENET_STD)
+    if form == "affine":
+        return x * (clip_std / in_std) + (clip_mean - in_mean) / in_std
+    if form == "sequential":
+        return (x * clip_std + clip_mean - in_mean) / in_std
+    raise ValueError(f"unknown re-normalisation form {form!r}; known: sequential, affine")
 
 
 class Dinov2Encoder(nn.Module):
@@ -55,12 +67,20 @@ class Dinov2Encoder(nn.Module):
         patches = patches.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)
         return torch.cat([table[:, :1].float(), patches], dim=1).to(table.dtype)
 
-    def forward(self, views: torch.Tensor) -> torch.Tensor:
-        """(B, 3, v, v) -> (B, 1 + (v/14)^2, width): normed CLS + patches (``forward_features``)."""
+    def prepare(self, views: torch.Tensor) -> torch.Tensor:
+        """CLIP-normalised views (B, 3, v, v) -> the ImageNet-normalised input the tower sees."""
+        x = clip_to_imagenet(views, self.cfg.renorm)
+        return x.to(self.model.embeddings.patch_embeddings.projection.weight.dtype)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet-normalised (B, 3, v, v) -> (B, 1 + (v/14)^2, width): normed CLS + patches."""
         emb = self.model.embeddings
-        x = clip_to_imagenet(views).to(emb.patch_embeddings.projection.weight.dtype)
         patches = emb.patch_embeddings(x)  # (B, g*g, C)
         cls = emb.cls_token.expand(patches.shape[0], -1, -1)
-        grid = views.shape[-1] // self.cfg.patch_size
+        grid = x.shape[-1] // self.cfg.patch_size
         h = torch.cat([cls, patches], dim=1) + self.position_embeddings(grid)
         return self.model.layernorm(self.model.encoder(h).last_hidden_state)
+
+    def forward(self, views: torch.Tensor) -> torch.Tensor:
+        """(B, 3, v, v) -> (B, 1 + (v/14)^2, width), as the hub code's ``forward_features``."""
+        return self.features(self.prepare(views))
