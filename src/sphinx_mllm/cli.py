@@ -326,6 +326,61 @@ def add_eval_commands(sub) -> None:
     report.set_defaults(func=cmd_report)
 
 
+def cmd_toy_generate(args) -> int:
+    from .toy.dataset import generate_world
+
+    try:
+        manifest = generate_world(args.seed, args.n, args.out)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}")
+    print(json.dumps(manifest))
+    return 0
+
+
+def cmd_toy_eval(args) -> int:
+    from .eval.runner import json_safe
+    from .toy.evaluate import evaluate_seed, format_scores
+
+    if args.model is None:
+        raise SystemExit("error: no trained toy-world model ships with the package yet; pass "
+                         "--model (a checkpoint directory or a preset)")
+    pipe = _load_pipeline(args)
+    try:
+        result = evaluate_seed(pipe, args.seed, args.n, args.out, batch_size=args.batch_size,
+                               max_new_tokens=args.max_new_tokens, progress=not args.json)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    print(json.dumps(json_safe(result["summary"])) if args.json else format_scores(result))
+    return 0
+
+
+def add_toy_commands(sub) -> None:
+    """``toy generate`` and ``toy eval``: the procedural world (docs/toy-world.md)."""
+    from .toy.seeds import HELD_OUT_START
+
+    toy = sub.add_parser("toy", help="the procedural toy world: generate it, evaluate on it")
+    toy_sub = toy.add_subparsers(dest="toy_command", required=True)
+    gen = toy_sub.add_parser("generate", help="write a world in the public dataset formats")
+    gen.add_argument("--seed", type=int, required=True,
+                     help=f"world seed; seeds >= {HELD_OUT_START} are held out for evaluation")
+    gen.add_argument("--n", type=int, required=True, help="number of pictures")
+    gen.add_argument("--out", required=True, help="output folder")
+    gen.set_defaults(func=cmd_toy_generate)
+
+    ev = toy_sub.add_parser("eval", help="score a model on a freshly generated held-out world")
+    ev.add_argument("--model", default=None, help="checkpoint directory or preset name")
+    ev.add_argument("--seed", type=int, required=True, help=f"a held-out seed (>= {HELD_OUT_START})")
+    ev.add_argument("--n", type=int, default=300, help="number of pictures")
+    ev.add_argument("--out", default=None, help="keep the world and the answers here")
+    ev.add_argument("--json", action="store_true", help="print one JSON object of fractions")
+    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--max-new-tokens", type=int, default=None,
+                    help="cap every task's answer budget (smoke tests)")
+    ev.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    ev.add_argument("--dtype", choices=sorted(DTYPES), default=None)
+    ev.set_defaults(func=cmd_toy_eval)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sphinx-mllm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -371,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_checkpoint_commands(sub)
     add_eval_commands(sub)
+    add_toy_commands(sub)
     add_train_commands(sub)
     return parser
 

@@ -1,0 +1,239 @@
+"""Scoring a model on a held-out toy world with the evaluation module's readers and metrics.
+
+Every task reads the world's files with the benchmark reader of its real counterpart (VQAv2,
+RefCOCO, PubLayNet, COCO keypoints, COCO captions) and scores with that benchmark's scorer, so
+the toy numbers come out of exactly the code that scores real benchmarks. Detection has no
+released-benchmark runner; it reads ``instances_S.json`` here and scores with the same COCO box
+mAP scorer as PubLayNet (labels matched to categories by name).
+
+The summary (:data:`SUMMARY_KEYS`) holds fractions in [0, 1]; CIDEr is CIDEr-D as the COCO
+toolkit computes it (the evaluation module's value / 100, which can exceed 1). Captions are
+tokenised with the metric's Java-free ``simple`` tokenizer, so no JRE is needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..data.adapters.coco import as_object, pixel_box, read_images
+from ..data.files import read_json, require
+from ..data.sample import Skips
+from ..eval.benchmarks import Benchmark, Item, get_benchmark
+from ..eval.benchmarks.base import task_prompt
+from ..eval.runner import generate_answers, read_answers, score_items
+from ..tasks import (COCO_KEYPOINTS, Box, Detection, Detections, Keypoints, Point, format_box,
+                     format_detections, format_keypoints)
+from .seeds import read_manifest
+
+SUMMARY_KEYS = ("vqa_acc", "rec_acc50", "det_map50", "layout_map50", "pose_pck10",
+                "caption_cider_web", "caption_cider_synthetic", "highres_acc")
+CAPTION_OPTIONS = {"tokenizer": "simple", "metrics": ("cider",)}
+
+
+def _read_detection(root: Path, split: str, images: Path | None) -> list[Item]:
+    """One item per scene (``image_id``); reference = its objects as PubLayNet items hold them."""
+    file = root / "annotations" / f"instances_{split}.json"
+    data = as_object(read_json(require(file, "COCO instances file")), file)
+    by_id = read_images(data, file, images or root / split, Skips())
+    categories = {c["name"].lower(): c["id"] for c in data["categories"]}
+    anns = defaultdict(list)
+    for ann in data["annotations"]:
+        box = pixel_box(ann["bbox"])
+        anns[ann["image_id"]].append({"category_id": ann["category_id"],
+                                      "bbox": (box.x1, box.y1, box.x2, box.y2),
+                                      "area": float(ann.get("area") or box.area), "iscrowd": 0})
+    prompt = task_prompt("detection", Detections(()))
+    return [Item({"image_id": i}, by_id[i].path, prompt, anns[i], frame=by_id[i].frame,
+                 meta={"categories": categories}) for i in by_id if anns[i]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyTask:
+    """One evaluated task: the benchmark record that reads and scores it, where its files are
+    relative to the world folder, and the scorer options."""
+
+    name: str
+    benchmark: Benchmark
+    root: str = "."              # the benchmark's data folder, relative to the world
+    split_suffix: str = ""       # caption domains are splits S_web / S_synthetic
+    images_in_split: bool = False
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def items(self, world: Path, split: str) -> list[Item]:
+        images = world / split if self.images_in_split else None
+        return self.benchmark.read(world / self.root, split + self.split_suffix, images)
+
+
+def _budget(name: str, tokens: int) -> Benchmark:
+    """A registered benchmark with a token budget sized for the toy world's answers."""
+    return dataclasses.replace(get_benchmark(name), max_new_tokens=tokens, budget_source="ours")
+
+
+def toy_tasks() -> tuple[ToyTask, ...]:
+    layout = get_benchmark("publaynet")
+    detection = Benchmark("toy-detection", _read_detection, layout.score, ("image_id",), ("val",),
+                          "val", 192, "map_50", budget_source="ours",
+                          description="toy-world scenes, COCO box mAP by category name")
+    return (
+        ToyTask("vqa", get_benchmark("vqav2")),
+        ToyTask("rec", get_benchmark("refcoco"), root="refcoco", images_in_split=True),
+        ToyTask("detection", detection),
+        ToyTask("layout", _budget("publaynet", 384)),
+        ToyTask("pose", get_benchmark("coco-keypoints")),
+        ToyTask("caption_web", get_benchmark("coco-captions"), split_suffix="_web",
+                images_in_split=True, options=CAPTION_OPTIONS),
+        ToyTask("caption_synthetic", _budget("coco-captions", 160), split_suffix="_synthetic",
+                images_in_split=True, options=CAPTION_OPTIONS),
+    )
+
+
+def load_world_items(world: str | Path) -> dict[str, list[Item]]:
+    """Items of every toy task of a generated world, by task name."""
+    world = Path(world)
+    split = read_manifest(world)["split"]
+    return {t.name: t.items(world, split) for t in toy_tasks()}
+
+
+def question_families(world: str | Path) -> dict[str, str]:
+    """VQA ``question_id`` (as a string) -> question family (colour, shape, count, highres)."""
+    world = Path(world)
+    split = read_manifest(world)["split"]
+    data = read_json(world / f"v2_mscoco_{split}_annotations.json")
+    return {str(a["question_id"]): a["question_family"] for a in data["annotations"]}
+
+
+def _fraction(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else value / 100.0
+
+
+def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapping]],
+                items: Mapping[str, list[Item]] | None = None) -> dict:
+    """Score answer records (per task: records with the benchmark's id fields + ``answer``).
+
+    Returns ``{"summary": {SUMMARY_KEYS...}, "tasks": {task: metrics}, "vqa_families": {family:
+    accuracy fraction}}``. A summary value is None only when the world has no item for it.
+    """
+    items = items or load_world_items(world)
+    tasks = {t.name: t for t in toy_tasks()}
+    metrics = {}
+    for name, task_items in items.items():
+        if not task_items:
+            continue
+        metrics[name] = score_items(tasks[name].benchmark, task_items, answers[name],
+                                    **tasks[name].options)
+    families: dict[str, float | None] = {}
+    if items["vqa"]:
+        by_family = defaultdict(list)
+        family_of = question_families(world)
+        for item in items["vqa"]:
+            by_family[family_of[str(item.ids["question_id"])]].append(item)
+        vqa = tasks["vqa"].benchmark
+        for family, family_items in sorted(by_family.items()):
+            families[family] = _fraction(score_items(vqa, family_items, answers["vqa"])["accuracy"])
+
+    def get(task: str, key: str) -> float | None:
+        return _fraction(metrics[task][key]) if task in metrics else None
+
+    summary = {
+        "vqa_acc": get("vqa", "accuracy"), "rec_acc50": get("rec", "acc50"),
+        "det_map50": get("detection", "map_50"), "layout_map50": get("layout", "map_50"),
+        "pose_pck10": get("pose", "pck"), "caption_cider_web": get("caption_web", "cider"),
+        "caption_cider_synthetic": get("caption_synthetic", "cider"),
+        "highres_acc": families.get("highres"),
+    }
+    return {"summary": summary, "tasks": metrics, "vqa_families": families}
+
+
+def evaluate(pipeline: Any, world: str | Path, out: str | Path, *, batch_size: int = 16,
+             max_new_tokens: int | None = None, progress: bool = False) -> dict:
+    """Answer every toy task of ``world`` with ``pipeline`` (greedy; answers resumable in
+    ``out/<task>.answers.jsonl``) and score them with :func:`score_world`.
+
+    ``max_new_tokens`` caps every task's budget (for smoke tests; None keeps each task's own).
+    """
+    world, out = Path(world), Path(out)
+    items = load_world_items(world)
+    answers = {}
+    for task in toy_tasks():
+        if not items[task.name]:
+            continue
+        path = out / f"{task.name}.answers.jsonl"
+        sampling = {"max_new_tokens": max_new_tokens} if max_new_tokens else None
+        generate_answers(task.benchmark, items[task.name], pipeline, path, batch_size, sampling,
+                         progress)
+        answers[task.name] = read_answers(path, task.benchmark)
+    result = score_world(world, answers, items)
+    (out / "scores.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+# --- the perfect answers: checks that scoring cannot silently be wrong --------------------------
+
+
+def _square_detections(item: Item) -> str:
+    names = {i: n for n, i in item.meta["categories"].items()}
+    grouped: dict[str, list[Box]] = {}
+    for ref in sorted(item.reference, key=lambda r: (r["bbox"][1], r["bbox"][0])):
+        grouped.setdefault(names[ref["category_id"]], []).append(
+            item.frame.box_to_square(Box(*ref["bbox"])))
+    return format_detections([Detection(label, tuple(boxes)) for label, boxes in grouped.items()])
+
+
+def _square_keypoints(item: Item) -> str:
+    points = tuple((name, item.frame.point_to_square(Point(x, y)))
+                   for name, (x, y, v) in zip(COCO_KEYPOINTS, item.reference["keypoints"]) if v > 0)
+    return format_keypoints(Keypoints(points))
+
+
+def reference_answers(items: Mapping[str, list[Item]]) -> dict[str, list[dict]]:
+    """The answer records a perfect model would write (ground truth in the answer formats the
+    training data uses), per task; scoring them must give 1.0 on every fraction."""
+    def answer(task: str, item: Item) -> str:
+        if task == "vqa":
+            return item.reference[0]
+        if task == "rec":
+            return format_box(item.frame.box_to_square(item.reference))
+        if task in ("detection", "layout"):
+            return _square_detections(item)
+        if task == "pose":
+            return _square_keypoints(item)
+        return item.reference[0]  # captions: the first reference of the domain
+    return {task: [{**it.ids, "answer": answer(task, it)} for it in task_items]
+            for task, task_items in items.items()}
+
+
+def evaluate_seed(pipeline: Any, seed: int, n: int, out: str | Path | None = None, *,
+                  batch_size: int = 16, max_new_tokens: int | None = None,
+                  progress: bool = False) -> dict:
+    """Generate held-out world ``seed`` with ``n`` pictures and :func:`evaluate` ``pipeline`` on it.
+
+    ``out`` keeps the world (``out/world``) and the answers (``out/answers``); by default both go
+    to a temporary folder that is removed afterwards. Training seeds are refused.
+    """
+    import tempfile
+
+    from .dataset import generate_world
+    from .seeds import check_held_out_seed
+
+    check_held_out_seed(seed)
+    with tempfile.TemporaryDirectory(prefix="toy-eval-") as tmp:
+        base = Path(out) if out is not None else Path(tmp)
+        generate_world(seed, n, base / "world")
+        result = evaluate(pipeline, base / "world", base / "answers", batch_size=batch_size,
+                          max_new_tokens=max_new_tokens, progress=progress)
+    return {"seed": seed, "n": n, **result}
+
+
+def format_scores(result: dict) -> str:
+    """A short human-readable table of a result of :func:`evaluate_seed`."""
+    def show(value):
+        return "n/a" if value is None else f"{value:.3f}"
+    lines = [f"toy world seed {result.get('seed')}, n = {result.get('n')}"]
+    lines += [f"  {key:<26} {show(value)}" for key, value in result["summary"].items()]
+    lines += [f"  vqa {family:<22} {show(value)}" for family, value in result["vqa_families"].items()]
+    return "\n".join(lines)
