@@ -307,6 +307,25 @@ def _toy_tiny(name: str, image_size: int, grid: int) -> SphinxConfig:
     )
 
 
+def _toy_world(name: str) -> SphinxConfig:
+    """SPHINX-1k's structure sized for training on a CPU (the toy world, docs/toy-world.md): the
+    four encoder kinds on 64-px views, global + 2x2 sub-images of a 128-px square, a 4x4 token grid
+    per view, 4 Q-Former queries and a dim-256 4-layer decoder: 115 visual tokens per image."""
+    vit = dict(layers=2, heads=2, patch_size=16, image_size=64, view_size=64)
+    return SphinxConfig(
+        name=name, image_size=128, grid=2,
+        llm=LLMConfig(dim=256, n_layers=4, n_heads=4, vocab_size=TOY_VOCAB, multiple_of=64,
+                      max_seq_len=1024),
+        clip=ClipConfig(width=64, mlp_dim=128, **vit),
+        convnext=ConvNextConfig(dims=(16, 32, 48, 64), depths=(1, 1, 2, 1), view_size=64,
+                                input_size=128, token_grid=4),
+        dinov2=Dinov2Config(width=64, **vit),
+        qformer=QFormerConfig(vision_width=64, vision_layers=2, vision_heads=2, vision_mlp_dim=128,
+                              patch_size=16, width=64, layers=2, heads=2, mlp_dim=128,
+                              num_query_tokens=4, view_size=64),
+    )
+
+
 PRESETS = {
     "sphinx": lambda: _sphinx("sphinx", 224, 1),
     "sphinx-1k": lambda: _sphinx("sphinx-1k", 448, 2),
@@ -319,6 +338,7 @@ PRESETS = {
     "toy-2k": lambda: _toy("toy-2k", 168, 3),
     "toy-tiny": lambda: _toy_tiny("toy-tiny", 128, 1),
     "toy-tiny-1k": lambda: _toy_tiny("toy-tiny-1k", 256, 2),
+    "toy-world": lambda: _toy_world("toy-world"),
 }
 
 PRESET_NAMES = tuple(PRESETS)
