@@ -19,7 +19,8 @@ import torch
 from sphinx_mllm import build
 from sphinx_mllm.constants import DTYPES
 from sphinx_mllm.constants import IMAGE_PLACEHOLDER_ID
-from sphinx_mllm.inference.generate import SamplingParams, generate_stream
+from sphinx_mllm.inference.engine import Engine
+from sphinx_mllm.inference.generate import SamplingParams
 
 
 
@@ -36,7 +37,8 @@ def cached_run(model, prompt, image, new_tokens, device):
     start = time.perf_counter()
     first = None
     n = 0
-    for _ in generate_stream(model, [prompt], image, params, stop=lambda toks: False):
+    engine = Engine(model, max_batch=1, max_seq_len=len(prompt) + new_tokens, prefix_cache=0)
+    for _ in engine.submit(prompt, image, params):
         n += 1
         if first is None:
             sync(device)

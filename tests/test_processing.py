@@ -5,8 +5,8 @@ from PIL import Image
 
 from sphinx_mllm.config import SphinxConfig
 from sphinx_mllm.constants import CLIP_MEAN, CLIP_STD, IGNORE_INDEX, IMAGE_PLACEHOLDER_ID
-from sphinx_mllm.processing import (Processor, image_to_tensor, make_views, pad_to_square,
-                                    resize_bicubic)
+from sphinx_mllm.model.views import make_views, resize_bicubic
+from sphinx_mllm.processing import Processor, image_to_tensor, pad_to_square
 
 
 def test_pad_to_square_centres_with_mean_colour():

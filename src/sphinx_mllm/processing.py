@@ -1,7 +1,8 @@
-"""Images -> padded square -> tensor -> views; chat messages -> token ids with placeholders + labels.
+"""Images -> padded square -> tensor; chat messages -> token ids with placeholders + labels.
 
 Frames: the model sees the image padded to a square (original centred) and resized to
 ``image_size``; box coordinates the model reads and writes are normalised to that padded square.
+The model cuts its encoders' views from that square itself (``model.views``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from .config import SphinxConfig
@@ -39,27 +39,6 @@ def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
     mean = torch.tensor(CLIP_MEAN).view(3, 1, 1)
     std = torch.tensor(CLIP_STD).view(3, 1, 1)
     return (x - mean) / std
-
-
-def resize_bicubic(x: torch.Tensor, size: int) -> torch.Tensor:
-    """In-model resize as the original does it: bicubic through fp16, no antialias; identity if same."""
-    if x.shape[-1] == size and x.shape[-2] == size:
-        return x
-    return F.interpolate(x.half(), size=(size, size), mode="bicubic", align_corners=False).to(x.dtype)
-
-
-def make_views(images: torch.Tensor, view_size: int, grid: int) -> torch.Tensor:
-    """(N, 3, S, S) -> (V*N, 3, v, v) stacked view-major: [global(N), crop_0(N), ...].
-
-    The global view is the image resized to v; with grid g > 1 the crops are the g x g raster
-    tiles of the image resized to g*v (a no-op when S == g*v, as for SPHINX-1k's 448 -> 2x224).
-    """
-    views = [resize_bicubic(images, view_size)]
-    if grid > 1:
-        big = resize_bicubic(images, grid * view_size)
-        views += [big[:, :, r * view_size:(r + 1) * view_size, c * view_size:(c + 1) * view_size]
-                  for r in range(grid) for c in range(grid)]
-    return torch.cat(views, dim=0)
 
 
 # --- text --------------------------------------------------------------------------------------

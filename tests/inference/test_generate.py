@@ -3,8 +3,8 @@ import torch
 
 from sphinx_mllm import build
 from sphinx_mllm.constants import IMAGE_PLACEHOLDER_ID as PH
-from sphinx_mllm.inference.generate import (SamplingParams, generate, generate_stream, sample,
-                                            top_k_filter, top_p_filter)
+from sphinx_mllm.inference.generate import (SamplingParams, generate, sample, top_k_filter,
+                                            top_p_filter)
 
 
 def never_stop(tokens):
@@ -103,15 +103,3 @@ def test_invalid_sampling_params():
         SamplingParams(top_p=0)
     with pytest.raises(ValueError):
         SamplingParams(max_new_tokens=0)
-
-
-def test_one_generation_per_model_at_a_time(sharp_model):
-    params = SamplingParams(max_new_tokens=4)
-    first = generate_stream(sharp_model, [[1, 5, 6]], None, params, never_stop)
-    next(first)
-    assert not torch.is_inference_mode_enabled()  # nothing leaks out of the generator
-    with pytest.raises(RuntimeError, match="in use by another generation"):
-        next(generate_stream(sharp_model, [[1, 7]], None, params, never_stop))
-    rest = list(first)  # the first stream is unharmed and releases the cache when done
-    assert len(rest) == 3
-    assert generate(sharp_model, [[1, 7]], None, params, never_stop)  # free again

@@ -1,3 +1,5 @@
+import threading
+
 import pytest
 import torch
 
@@ -54,3 +56,32 @@ def test_tokenizer_larger_than_the_model_is_rejected(tokenizer):
     model.cfg.llm.vocab_size = 10
     with pytest.raises(ValueError, match="embeddings"):
         Pipeline(model, tokenizer)
+
+
+def test_chats_from_many_threads_match_single_chats(pipe):
+    image = example_image_path()
+    qs = ["What's in the image?", "Describe it.", "Count the objects.", "Where is it?"]
+    want = [pipe.chat(image, q, max_new_tokens=6).tokens for q in qs]
+    got = [None] * len(qs)
+
+    def ask(i):
+        got[i] = pipe.chat(image, qs[i], max_new_tokens=6).tokens
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(qs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert got == want
+
+
+def test_closing_a_stream_early_frees_its_slot(pipe):
+    stream = pipe.stream(example_image_path(), "Describe it.", max_new_tokens=200)
+    next(stream)
+    assert pipe.engine.busy_slots == 1
+    stream.close()
+    for _ in range(200):  # the slot is freed before the engine's next step
+        if pipe.engine.busy_slots == 0:
+            break
+        threading.Event().wait(0.01)
+    assert pipe.engine.busy_slots == 0

@@ -1,4 +1,11 @@
-"""Chat pipeline: model + tokenizer + processor behind ``chat`` / ``stream`` / ``batch_chat``."""
+"""Chat pipeline: tokenizer + processor in front of an :class:`Engine`: ``chat`` / ``stream`` /
+``batch_chat``.
+
+Thread-safe: any number of threads may call ``chat`` / ``stream`` / ``batch_chat`` on one pipeline
+at once; their sequences are decoded together by the engine (continuous batching, up to
+``max_batch`` at a time, the rest wait for a slot). Closing a ``stream`` generator early frees its
+cache slot.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,8 @@ from ..conversation import SEP, cut_answer, history_to_messages, visible_answer
 from ..model import SphinxModel, build
 from ..processing import Processor
 from ..tokenizer import Tokenizer
-from .generate import SamplingParams, generate, generate_stream
+from .engine import Engine, Sequence as EngineSequence
+from .generate import SamplingParams
 
 ImageLike = str | Path | Image.Image | None
 
@@ -52,18 +60,22 @@ class StopOnSeparator:
 
 
 class Pipeline:
-    def __init__(self, model: SphinxModel, tokenizer: Tokenizer):
+    """Chat on one model. ``engine_options`` go to :class:`Engine` (``max_batch``, ``max_seq_len``,
+    ``compile``, ``prefix_cache``)."""
+
+    def __init__(self, model: SphinxModel, tokenizer: Tokenizer, **engine_options):
+        if tokenizer.vocab_size > model.cfg.llm.vocab_size:
+            raise ValueError(f"tokenizer has {tokenizer.vocab_size} pieces but the model only "
+                             f"{model.cfg.llm.vocab_size} embeddings")
         self.model = model
         self.tokenizer = tokenizer
         self.processor = Processor(tokenizer, model.cfg)
         self.stop = StopOnSeparator(tokenizer)
-        if tokenizer.vocab_size > model.cfg.llm.vocab_size:
-            raise ValueError(f"tokenizer has {tokenizer.vocab_size} pieces but the model only "
-                             f"{model.cfg.llm.vocab_size} embeddings")
+        self.engine = Engine(model, **engine_options)
 
     @property
     def device(self) -> torch.device:
-        return self.model.llm.output.weight.device
+        return self.model.device
 
     def _inputs(self, image: ImageLike, question: str, history,
                 answer_prefix: str = "") -> tuple[list[int], torch.Tensor | None]:
@@ -75,13 +87,18 @@ class Pipeline:
             else:
                 with Image.open(image) as img:
                     tensor = self.processor.image(img)
-            pixels = tensor[None].to(self.device, self.model.visual_proj[0].weight.dtype)
+            pixels = tensor[None].to(self.device, self.model.dtype)
         return self.processor.encode_prompt(messages, pixels is not None, answer_prefix), pixels
 
-    def _answer(self, tokens: list[int], prompt_len: int) -> Answer:
-        stopped = bool(tokens) and self.stop(tokens)
-        return Answer(cut_answer(self.tokenizer.decode(tokens)), tokens, prompt_len,
-                      "stop" if stopped else "length")
+    def _submit(self, image: ImageLike, question: str, history, answer_prefix: str,
+                params: SamplingParams) -> EngineSequence:
+        prompt, pixels = self._inputs(image, question, history, answer_prefix)
+        return self.engine.submit(prompt, pixels, params, self.stop)
+
+    def _answer(self, seq: EngineSequence) -> Answer:
+        tokens = seq.result()
+        return Answer(cut_answer(self.tokenizer.decode(tokens)), tokens, len(seq.prompt),
+                      seq.finish_reason)
 
     def chat(self, image: ImageLike, question: str, history: Sequence[tuple[str, str]] | None = None,
              answer_prefix: str = "", **sampling) -> Answer:
@@ -96,7 +113,7 @@ class Pipeline:
     def batch_chat(self, images: Sequence[ImageLike], questions: Sequence[str],
                    histories: Sequence | None = None, answer_prefixes: Sequence[str] | None = None,
                    **sampling) -> list[Answer]:
-        """Several independent chats decoded together (images all present or all None)."""
+        """Several independent chats decoded together; each with its own image or None."""
         params = SamplingParams(**sampling)
         if not questions:
             raise ValueError("batch_chat needs at least one question")
@@ -104,36 +121,44 @@ class Pipeline:
         prefixes = answer_prefixes or [""] * len(questions)
         if not len(images) == len(histories) == len(prefixes) == len(questions):
             raise ValueError("batch_chat needs one image (or None), history and prefix per question")
-        inputs = [self._inputs(im, q, h, p)
-                  for im, q, h, p in zip(images, questions, histories, prefixes)]
-        if len({px is None for _, px in inputs}) > 1:
-            raise ValueError("batch_chat needs images for all questions or for none")
-        pixels = None if inputs[0][1] is None else torch.cat([px for _, px in inputs])
-        prompts = [ids for ids, _ in inputs]
-        outs = generate(self.model, prompts, pixels, params, self.stop, self.tokenizer.pad_id)
-        return [self._answer(o, len(p)) for o, p in zip(outs, prompts)]
+        seqs: list[EngineSequence] = []
+        try:
+            for im, q, h, p in zip(images, questions, histories, prefixes):
+                seqs.append(self._submit(im, q, h, p, params))
+            return [self._answer(seq) for seq in seqs]
+        finally:
+            for seq in seqs:  # on an error, free the slots of the others
+                seq.cancel(wait=False)
 
     def stream(self, image: ImageLike, question: str, history=None, answer_prefix: str = "",
                **sampling) -> Iterator[str]:
-        """Yield text deltas of the answer as it is generated (cut at the separator)."""
-        params = SamplingParams(**sampling)
-        prompt, pixels = self._inputs(image, question, history, answer_prefix)
+        """Yield text deltas of the answer as it is generated (cut at the separator).
+
+        Closing the generator early (``close()``, or dropping it) cancels the sequence and frees
+        its cache slot.
+        """
+        seq = self._submit(image, question, history, answer_prefix, SamplingParams(**sampling))
         tokens: list[int] = []
         shown = ""
-        for step in generate_stream(self.model, [prompt], pixels, params, self.stop,
-                                    self.tokenizer.pad_id):
-            tokens.append(step.tokens[0])
-            text = self.tokenizer.decode(tokens)
-            visible = visible_answer(text, step.finished[0])
-            if len(visible) > len(shown) and visible.startswith(shown):
-                yield visible[len(shown):]
-                shown = visible
+        try:
+            for token in seq:
+                tokens.append(token)
+                text = self.tokenizer.decode(tokens)
+                finished = self.stop(tokens) or len(tokens) >= seq.params.max_new_tokens
+                visible = visible_answer(text, finished)
+                if len(visible) > len(shown) and visible.startswith(shown):
+                    yield visible[len(shown):]
+                    shown = visible
+        finally:
+            seq.cancel(wait=False)
 
 
 def load(path_or_preset: str | Path, device: str | torch.device | None = None,
-         dtype: torch.dtype | None = None, preset: str | None = None) -> Pipeline:
+         dtype: torch.dtype | None = None, preset: str | None = None,
+         **engine_options) -> Pipeline:
     """A chat pipeline from a checkpoint directory (ours or a released SPHINX one), or a preset
     name with random weights. Defaults: CUDA in bf16 when available, else CPU in the stored dtype.
+    ``engine_options`` go to :class:`Engine` (``max_batch``, ``compile``, ...).
 
     Presets use the bundled toy tokenizer; for the real-size presets that only makes sense for
     benchmarks (random weights, ids beyond the toy vocabulary decode to nothing). ``preset``
@@ -149,14 +174,14 @@ def load(path_or_preset: str | Path, device: str | torch.device | None = None,
         if not name.startswith("toy"):
             warnings.warn(f"{name}: random weights with the toy tokenizer (benchmarking only)")
         model = build(name, device=device, dtype=dtype)
-        return Pipeline(model, Tokenizer.from_file(bundled_tokenizer_path()))
+        return Pipeline(model, Tokenizer.from_file(bundled_tokenizer_path()), **engine_options)
     path = Path(path_or_preset)
     if ours.is_checkpoint_dir(path):
         model = ours.load(path, device=device, dtype=dtype)
-        return Pipeline(model, Tokenizer.from_file(path / ours.TOKENIZER))
+        return Pipeline(model, Tokenizer.from_file(path / ours.TOKENIZER), **engine_options)
     if path.is_dir() and official.is_released_dir(path):
         model = official.load(path, device=device, dtype=dtype, preset=preset)
-        return Pipeline(model, Tokenizer.from_file(path / "tokenizer.model"))
+        return Pipeline(model, Tokenizer.from_file(path / "tokenizer.model"), **engine_options)
     raise FileNotFoundError(
         f"{path_or_preset!r} is neither a preset ({', '.join(PRESET_NAMES)}) nor a checkpoint "
         f"directory (ours: {ours.CONFIG} + {ours.INDEX}; released: meta.json + "

@@ -1,4 +1,4 @@
-"""LLaMA-2 decoder with Meta parameter names, interleaved RoPE, GQA and a static KV cache.
+"""LLaMA-2 decoder with Meta parameter names, interleaved RoPE, GQA; the KV cache it is given.
 
 Parameter names match Meta's ``consolidated.*.pth`` (and SPHINX's ``llma.*``) so checkpoints map
 one to one: ``tok_embeddings``, ``layers.N.attention.{wq,wk,wv,wo}``,
@@ -6,6 +6,8 @@ one to one: ``tok_embeddings``, ``layers.N.attention.{wq,wk,wv,wo}``,
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,17 +49,45 @@ def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
 
 
 class KVCache(nn.Module):
-    """Static per-layer cache, (B, n_kv_heads, max_seq_len, head_dim); rows write independently."""
+    """Static cache for every layer: ``k``, ``v`` of (n_layers, rows, n_kv_heads, max_seq_len, head_dim).
 
-    def __init__(self, batch: int, n_kv_heads: int, max_seq_len: int, head_dim: int,
-                 dtype: torch.dtype, device: torch.device | str | None = None):
+    Allocated once by its owner (the inference engine); the model never creates or keeps one.
+    Buffers (not parameters) so that a compiled decode step sees fixed addresses.
+    """
+
+    def __init__(self, cfg: LLMConfig, rows: int, max_seq_len: int, dtype: torch.dtype,
+                 device: torch.device | str | None = None):
         super().__init__()
-        shape = (batch, n_kv_heads, max_seq_len, head_dim)
+        shape = (cfg.n_layers, rows, cfg.n_kv_heads, max_seq_len, cfg.head_dim)
         self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
         self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
 
+    @property
+    def rows(self) -> int:
+        return self.k.shape[1]
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.k.shape[3]
+
+    def window(self, rows: slice = slice(None), length: int | None = None) -> list[LayerKV]:
+        """Per-layer views of cache rows ``rows`` and positions ``[0, length)`` (default: all).
+
+        Views, not copies: what attention writes through them lands in this cache. A shorter
+        window means less attention work per step over the same stored keys.
+        """
+        return [LayerKV(self.k[i, rows, :, :length], self.v[i, rows, :, :length])
+                for i in range(self.k.shape[0])]
+
+
+class LayerKV(NamedTuple):
+    """One layer's cache window, (B, n_kv_heads, S, head_dim) each."""
+
+    k: torch.Tensor
+    v: torch.Tensor
+
     def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-        """Write k, v (B, Hkv, T, D) at input_pos (B, T); return the whole cache."""
+        """Write k, v (B, Hkv, T, D) at input_pos (B, T); return the whole window."""
         rows = torch.arange(k.shape[0], device=k.device)[:, None]
         self.k[rows, :, input_pos] = k.transpose(1, 2)
         self.v[rows, :, input_pos] = v.transpose(1, 2)
@@ -72,17 +102,18 @@ class Attention(nn.Module):
         self.wk = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
         self.wv = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
         self.wo = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
-        self.kv_cache: KVCache | None = None
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor, input_pos: torch.Tensor,
-                mask: torch.Tensor | None) -> torch.Tensor:
+                mask: torch.Tensor | None, kv: LayerKV | None = None) -> torch.Tensor:
+        """Causal self-attention over ``x`` alone (``kv`` None) or over the cache window ``kv``
+        after writing this step's keys and values into it (``mask`` then says what is visible)."""
         B, T, _ = x.shape
         q = apply_rope(self.wq(x).view(B, T, self.n_heads, self.head_dim), rope)
         k = apply_rope(self.wk(x).view(B, T, self.n_kv_heads, self.head_dim), rope)
         v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
-        if self.kv_cache is not None:
-            k, v = self.kv_cache.update(input_pos, k, v)  # (B, Hkv, S, D)
+        if kv is not None:
+            k, v = kv.update(input_pos, k, v)  # (B, Hkv, S, D)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=mask is None,
             enable_gqa=self.n_kv_heads != self.n_heads)
@@ -108,8 +139,8 @@ class TransformerBlock(nn.Module):
         self.attention_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
 
-    def forward(self, x, rope, input_pos, mask):
-        h = x + self.attention(self.attention_norm(x), rope, input_pos, mask)
+    def forward(self, x, rope, input_pos, mask, kv=None):
+        h = x + self.attention(self.attention_norm(x), rope, input_pos, mask, kv)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
@@ -124,49 +155,32 @@ class Transformer(nn.Module):
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.output = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
         # Like the original, the table covers 2 * max_seq_len positions.
-        self.register_buffer("rope", rope_table(cfg.head_dim, 2 * cfg.max_seq_len, cfg.rope_theta),
-                             persistent=False)
-        self.cache_len = 0
+        self.register_buffer("rope", rope_table(cfg.head_dim, self.rope_positions(cfg),
+                                                cfg.rope_theta), persistent=False)
 
-    def setup_caches(self, batch: int, max_seq_len: int | None = None,
-                     dtype: torch.dtype | None = None) -> None:
-        """Allocate a static KV cache in every layer; :meth:`clear_caches` frees them.
+    @staticmethod
+    def rope_positions(cfg: LLMConfig) -> int:
+        """Positions the RoPE table covers (as the original: twice ``max_seq_len``)."""
+        return 2 * cfg.max_seq_len
 
-        One generation at a time: raises RuntimeError while caches are in use.
-        """
-        if self.cache_len:
-            raise RuntimeError("the model's KV cache is in use by another generation; finish or "
-                               "close that one first (one generation per model at a time)")
-        max_seq_len = max_seq_len or self.cfg.max_seq_len
-        dtype = dtype or self.output.weight.dtype
-        for layer in self.layers:
-            layer.attention.kv_cache = KVCache(batch, self.cfg.n_kv_heads, max_seq_len,
-                                               self.cfg.head_dim, dtype, self.output.weight.device)
-        self.cache_len = max_seq_len
-
-    def clear_caches(self) -> None:
-        for layer in self.layers:
-            layer.attention.kv_cache = None
-        self.cache_len = 0
-
-    def forward(self, h: torch.Tensor, input_pos: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, input_pos: torch.Tensor | None = None,
+                cache: Sequence[LayerKV] | None = None) -> torch.Tensor:
         """Hidden states after the final norm.
 
         h: (B, T, dim) input embeddings. input_pos: (B, T) absolute positions (default 0..T-1).
-        Without a cache attention is causal over ``h``; with one, each query attends to the cached
-        keys at positions <= its own.
+        Without ``cache`` attention is causal over ``h`` (training). With one (per-layer windows of
+        a :class:`KVCache`, ``B`` rows each) every token is written at its position and attends to
+        the window's keys at positions <= its own. Positions must lie inside the RoPE table and
+        the window; the caller (the engine) checks that, not this forward.
         """
         B, T, _ = h.shape
         if input_pos is None:
             input_pos = torch.arange(T, device=h.device).expand(B, T)
-        if input_pos.max() >= self.rope.shape[0]:
-            raise ValueError(f"position {int(input_pos.max())} exceeds the RoPE table "
-                             f"({self.rope.shape[0]} positions)")
         rope = self.rope[input_pos]  # (B, T, D/2, 2)
         mask = None
-        if self.cache_len:
-            keys = torch.arange(self.cache_len, device=h.device)
+        if cache is not None:
+            keys = torch.arange(cache[0].k.shape[2], device=h.device)
             mask = (keys <= input_pos[..., None])[:, None]  # (B, 1, T, S)
-        for layer in self.layers:
-            h = layer(h, rope, input_pos, mask)
+        for i, layer in enumerate(self.layers):
+            h = layer(h, rope, input_pos, mask, None if cache is None else cache[i])
         return self.norm(h)

@@ -9,9 +9,9 @@ from torch import nn
 
 from ..config import SphinxConfig
 from ..constants import IMAGE_PLACEHOLDER_ID
-from ..processing import make_views
-from .llm import Transformer, rope_table
+from .llm import LayerKV, Transformer, rope_table
 from .projector import projection
+from .views import make_views
 from .vision import ENCODERS
 
 
@@ -23,26 +23,40 @@ class SphinxModel(nn.Module):
         self.visual_proj, self.qformer_proj, self.start_img, self.end_img = _new_adapters(cfg)
         self.llm = Transformer(cfg.llm)
 
+    # --- where and in what ------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """The device of the LLM (the embedding table, which is never quantized)."""
+        return self.llm.tok_embeddings.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The LLM's activation dtype (the embedding table's; quantized linears keep it too)."""
+        return self.llm.tok_embeddings.weight.dtype
+
     # --- vision --------------------------------------------------------------------------------
     def encode_views(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Run every encoder on its views: {kind: (V*N, tokens, width)}, view-major.
+        """Run every encoder once on all its views of all images: {kind: (V*N, tokens, width)},
+        view-major. Encoders that share a view size share the cut views.
 
         Frozen encoders (no parameter requires grad; training decides, see ``train.freeze``) run
         without autograd so that their activations are not kept.
         """
         frozen = not any(p.requires_grad for p in self.encoders.parameters())
-        feats = {}
+        feats, views = {}, {}
         with torch.no_grad() if frozen else contextlib.nullcontext():
             for kind, encoder in self.encoders.items():
-                views = make_views(images, self.cfg.encoder(kind).view_size, self.cfg.grid)
-                feats[kind] = encoder(views.to(self._encoder_dtype(encoder)))
+                size = self.cfg.encoder(kind).view_size
+                if size not in views:
+                    views[size] = make_views(images, size, self.cfg.grid)
+                feats[kind] = encoder(views[size].to(self._encoder_dtype(encoder)))
         return feats
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) CLIP-normalised padded squares -> (N, image_tokens, dim) LLM-ready tokens."""
         n = images.shape[0]
         feats = self.encode_views(images)
-        dtype = self.visual_proj[0].weight.dtype
+        dtype = self.visual_proj[0].weight.dtype  # the adapters' dtype (trainable glue)
         fused = torch.cat([feats[k] for k in self.cfg.fused_kinds], dim=-1)  # (V*N, 1+g*g, C)
         parts = [self.visual_proj(fused.to(dtype))]
         if self.qformer_proj is not None:
@@ -79,18 +93,21 @@ class SphinxModel(nn.Module):
         return h
 
     def forward(self, input_ids: torch.Tensor, images: torch.Tensor | None = None,
-                input_pos: torch.Tensor | None = None,
-                logit_index: torch.Tensor | None = None) -> torch.Tensor:
+                input_pos: torch.Tensor | None = None, logit_index: torch.Tensor | None = None,
+                cache: list[LayerKV] | None = None) -> torch.Tensor:
         """Logits (float32) for training and generation alike.
 
         input_ids: (B, T); input_pos: (B, T) absolute positions (default 0..T-1, contiguous over
         placeholders as in SPHINX); logit_index: (B,) to return only (B, 1, V) at those positions.
+        cache: per-layer KV windows (``KVCache.window``) owned by the caller; None for a plain
+        causal pass over the whole sequence (training). The model keeps no state between calls.
         """
-        return self.forward_embeddings(self.embed(input_ids, images), input_pos, logit_index)
+        return self.forward_embeddings(self.embed(input_ids, images), input_pos, logit_index, cache)
 
     def forward_embeddings(self, h: torch.Tensor, input_pos: torch.Tensor | None = None,
-                           logit_index: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.llm(h, input_pos)  # (B, T, dim)
+                           logit_index: torch.Tensor | None = None,
+                           cache: list[LayerKV] | None = None) -> torch.Tensor:
+        h = self.llm(h, input_pos, cache)  # (B, T, dim)
         if logit_index is not None:
             h = h[torch.arange(h.shape[0], device=h.device), logit_index][:, None]
         return self.llm.output(h).float()
@@ -109,8 +126,8 @@ class SphinxModel(nn.Module):
     def reset_buffers(self) -> None:
         """Recompute non-persistent buffers (the RoPE table), e.g. after building on ``meta``."""
         llm = self.llm
-        device = llm.output.weight.device
-        llm.rope = rope_table(llm.cfg.head_dim, 2 * llm.cfg.max_seq_len, llm.cfg.rope_theta).to(device)
+        llm.rope = rope_table(llm.cfg.head_dim, llm.rope_positions(llm.cfg),
+                              llm.cfg.rope_theta).to(self.device)
         for encoder in self.encoders.values():
             if hasattr(encoder, "reset_buffers"):
                 encoder.reset_buffers()

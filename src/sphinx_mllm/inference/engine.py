@@ -1,0 +1,435 @@
+"""The generation engine: owns the static KV cache and its slots, the prefix LRU and the decode step,
+and runs many sequences at once (continuous batching).
+
+    engine = Engine(model, max_batch=8)
+    with engine.submit(prompt_ids, images, SamplingParams(max_new_tokens=64), stop) as seq:
+        for token in seq:          # blocks for each new token id
+            ...
+
+Cache. One :class:`~sphinx_mllm.model.llm.KVCache` of ``max_batch`` rows x ``max_seq_len``
+positions, allocated on first use and kept for the engine's life. Each running sequence holds one
+row (its slot) from admission to its end; the model is handed windows of that cache and keeps
+nothing between calls.
+
+Threads. :meth:`Engine.submit` may be called from any number of threads at once. One worker thread
+(started on demand, gone when nothing is left to do) makes every model call. Between two decode
+steps it drops cancelled sequences, admits waiting ones into free slots (prefill, one by one) and
+then decodes one token for every running sequence in one batch: sequences join and leave between
+steps. Tokens reach each :class:`Sequence` through its own queue; ``cancel()`` (also closing a
+``with`` block) frees the slot before the next step. Only the worker touches the cache, so no lock
+is held during a model call.
+
+Prefix reuse. After a prefill the engine keeps a copy of the prompt's keys and values in an LRU
+keyed by (model, image content). A later prompt with the same image (or none, for text) reuses the
+longest common token prefix with that entry and prefills only the rest: at least BOS + the visual
+tokens + the system prompt for a new question about the image, the whole earlier prompt for the
+next turn of a conversation. The entries are computed with the weights of the time: call
+:meth:`Engine.clear_prefixes` after changing them.
+
+Compiled decode (``compile=True``). The decode step always runs on all ``max_batch`` rows over the
+whole cache, so its shapes never change and ``torch.compile`` (CUDA graphs on a GPU,
+``mode="reduce-overhead"``) captures it once. Eager decode instead runs on rows ``[0, last busy
+slot]`` over the positions in use (rounded up to ``span_step``), which is faster where per-call
+overhead is small, as on a CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import queue
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Callable, Sequence as Seq
+
+import torch
+
+from ..constants import IMAGE_PLACEHOLDER_ID
+from ..model.llm import KVCache
+from ..model.sphinx import SphinxModel
+from .sampling import SamplingParams, sample
+from .steps import decode_one_token, new_cache, prefill
+
+StopFn = Callable[[list[int]], bool]
+_END = object()
+
+
+def _never(tokens: list[int]) -> bool:
+    return False
+
+
+def image_digest(images: torch.Tensor | None) -> str | None:
+    """Content hash of an image tensor (shape, dtype and bytes); None for no image."""
+    if images is None:
+        return None
+    data = images.detach().to("cpu").contiguous()
+    h = hashlib.blake2b(f"{tuple(data.shape)} {data.dtype}".encode(), digest_size=16)
+    h.update(data.flatten().view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def check_fits(prompt_len: int, max_new_tokens: int, limit: int) -> None:
+    need = prompt_len + max_new_tokens
+    if need > limit:
+        raise ValueError(
+            f"prompt of {prompt_len} tokens (visual tokens included) + max_new_tokens "
+            f"{max_new_tokens} = {need} exceeds max_seq_len {limit}; shorten the prompt or "
+            f"history, or lower max_new_tokens")
+
+
+def common_prefix(a: Seq[int], b: Seq[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+@dataclass
+class Prefix:
+    """A prompt's tokens and their keys/values, (n_layers, n_kv_heads, len(tokens), head_dim)."""
+
+    tokens: list[int]
+    k: torch.Tensor
+    v: torch.Tensor
+
+
+class PrefixCache:
+    """Least-recently-used map of prefix keys to :class:`Prefix`, at most ``capacity`` entries."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple, Prefix] = OrderedDict()
+
+    def get(self, key: tuple) -> Prefix | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: tuple, entry: Prefix) -> None:
+        if self.capacity <= 0:
+            return
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class Sequence:
+    """Handle on one submitted sequence. Iterate it for its new token ids (each ``next`` blocks
+    until the engine has produced one); ``cancel()`` ends it early and frees its cache slot.
+
+    After the end: ``tokens`` (all new ids, the stopping one included), ``finish_reason`` ("stop":
+    the stop function said so, "length": ``max_new_tokens`` reached, "cancelled", "error").
+    ``reused`` is how many prompt tokens came from the prefix cache.
+    """
+
+    def __init__(self, engine: Engine, prompt: list[int], images: torch.Tensor | None,
+                 params: SamplingParams, stop: StopFn):
+        self.prompt, self.images, self.params, self.stop = prompt, images, params, stop
+        self.key = (id(engine.model), image_digest(images))
+        self.tokens: list[int] = []
+        self.finish_reason: str | None = None
+        self.reused = 0
+        self.slot: int | None = None
+        self.pos = 0  # position of the next token fed to the model
+        self.generator = None
+        if params.seed is not None:
+            self.generator = torch.Generator(device=engine.model.device).manual_seed(params.seed)
+        self._engine = engine
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._released = threading.Event()
+        self._cancelled = False
+        self._ended = False
+
+    def __iter__(self) -> Sequence:
+        return self
+
+    def __next__(self) -> int:
+        if self._ended:
+            raise StopIteration
+        item = self._queue.get()
+        if item is _END:
+            self._ended = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._ended = True
+            raise item
+        return item
+
+    def result(self) -> list[int]:
+        """Block until the end; all new token ids."""
+        for _ in self:
+            pass
+        return self.tokens
+
+    @property
+    def done(self) -> bool:
+        """True once the sequence has ended and its slot is free."""
+        return self._released.is_set()
+
+    def cancel(self, wait: bool = True, timeout: float | None = None) -> None:
+        """End the sequence; with ``wait``, return once its cache slot is free (at the latest
+        after the decode step in flight)."""
+        self._engine._cancel(self)
+        if wait:
+            self._released.wait(timeout)
+
+    def __enter__(self) -> Sequence:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cancel()
+
+
+class Engine:
+    """Runs generation for one model: see the module docstring for cache, threads and reuse.
+
+    max_batch: cache rows, i.e. sequences decoded together; more wait for a free slot.
+    max_seq_len: positions per row (default the model's); prompt + max_new_tokens must fit.
+    compile: compile the decode step (static shapes; CUDA graphs on a GPU).
+    prefix_cache: LRU capacity in prompts (0 disables reuse).
+    """
+
+    def __init__(self, model: SphinxModel, max_batch: int = 4, max_seq_len: int | None = None,
+                 compile: bool = False, prefix_cache: int = 8, span_step: int = 64):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        self.model = model
+        self.max_batch = max_batch
+        self.max_seq_len = max_seq_len or model.cfg.llm.max_seq_len
+        limit = model.llm.rope_positions(model.cfg.llm)
+        if self.max_seq_len > limit:
+            raise ValueError(f"max_seq_len {self.max_seq_len} exceeds the RoPE table ({limit})")
+        self.compiled = compile
+        self.span_step = span_step
+        self.prefixes = PrefixCache(prefix_cache)
+        self.stats = {"prefills": 0, "prefix_hits": 0, "reused_tokens": 0, "decode_steps": 0}
+        self._cache: KVCache | None = None
+        self._decode = self._compile_decode() if compile else self._decode_rows
+        self._lock = threading.Lock()
+        self._waiting: deque[Sequence] = deque()
+        self._running: dict[int, Sequence] = {}
+        self._free = list(range(max_batch))  # a heap: the lowest free slot first
+        self._worker: threading.Thread | None = None
+
+    # --- public --------------------------------------------------------------------------------
+    def submit(self, prompt: Seq[int], images: torch.Tensor | None = None,
+               params: SamplingParams | None = None, stop: StopFn | None = None) -> Sequence:
+        """Queue one sequence; returns its handle at once. Thread-safe.
+
+        prompt: token ids with ``image_tokens`` placeholders per image; images: (N, 3, S, S) for
+        those placeholders, or None. ``stop(tokens_so_far)`` ends the sequence after a token.
+        Raises ValueError here, in the caller, when the prompt is empty, does not fit
+        ``max_seq_len`` with ``max_new_tokens``, or disagrees with ``images``.
+        """
+        params = params or SamplingParams()
+        prompt = [int(t) for t in prompt]
+        self._check(prompt, images, params)
+        seq = Sequence(self, prompt, images, params, stop or _never)
+        with self._lock:
+            self._waiting.append(seq)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run, name="sphinx-engine", daemon=True)
+                self._worker.start()
+        return seq
+
+    def clear_prefixes(self) -> None:
+        """Forget every cached prefix (needed after the model's weights change)."""
+        with self._lock:
+            self.prefixes.clear()
+
+    @property
+    def busy_slots(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def cache_bytes(self) -> int:
+        """Bytes the KV cache takes (allocated or not yet)."""
+        cfg = self.model.cfg.llm
+        per = 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * self.model.dtype.itemsize
+        return per * self.max_batch * self.max_seq_len
+
+    # --- submission checks -----------------------------------------------------------------------
+    def _check(self, prompt: list[int], images: torch.Tensor | None,
+               params: SamplingParams) -> None:
+        if not prompt:
+            raise ValueError("empty prompt")
+        check_fits(len(prompt), params.max_new_tokens, self.max_seq_len)
+        found = sum(t == IMAGE_PLACEHOLDER_ID for t in prompt)
+        n_images = 0 if images is None else images.shape[0]
+        if found != n_images * self.model.cfg.image_tokens:
+            raise ValueError(f"prompt has {found} image placeholders but {n_images} image(s) need "
+                             f"{n_images * self.model.cfg.image_tokens}")
+
+    # --- the worker ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            with torch.inference_mode():
+                while self._schedule():
+                    self._decode_step()
+        except BaseException as exc:  # a failed decode step fails every sequence, not the caller
+            with self._lock:
+                for seq in list(self._running.values()) + list(self._waiting):
+                    seq._queue.put(exc)
+                    self._finish(seq, "error")
+                self._waiting.clear()
+                self._worker = None
+
+    def _schedule(self) -> bool:
+        """Between steps: drop cancelled sequences, prefill newcomers into free slots. False (and
+        the worker gone) when nothing is left to run."""
+        with self._lock:
+            for seq in [s for s in self._running.values() if s._cancelled]:
+                self._finish(seq, "cancelled")
+            joining = []
+            while self._waiting and self._free:
+                seq = self._waiting.popleft()
+                seq.slot = heapq.heappop(self._free)
+                self._running[seq.slot] = seq
+                joining.append(seq)
+            if not self._running:
+                self._worker = None
+                return False
+        for seq in joining:
+            self._join(seq)
+        return True
+
+    def _finish(self, seq: Sequence, reason: str) -> None:
+        """End ``seq`` and free its slot; the caller holds the lock."""
+        if seq.done:
+            return
+        seq.finish_reason = reason
+        if seq.slot is not None:
+            del self._running[seq.slot]
+            heapq.heappush(self._free, seq.slot)
+            seq.slot = None
+        seq._queue.put(_END)
+        seq._released.set()
+
+    def _cancel(self, seq: Sequence) -> None:
+        with self._lock:
+            seq._cancelled = True
+            if seq in self._waiting:
+                self._waiting.remove(seq)
+                self._finish(seq, "cancelled")
+
+    def _kv(self) -> KVCache:
+        if self._cache is None:
+            self._cache = new_cache(self.model, self.max_batch, self.max_seq_len)
+            if self.compiled and self.model.device.type == "cuda":
+                # CUDA graphs replay fixed addresses: the cache must be one (as HF's StaticCache)
+                torch._dynamo.mark_static_address(self._cache.k)
+                torch._dynamo.mark_static_address(self._cache.v)
+        return self._cache
+
+    def _span(self, positions: int) -> int:
+        """Cache positions a step attends over: the ones in use, rounded up to ``span_step``."""
+        if self.compiled:
+            return self.max_seq_len
+        return min(self.max_seq_len, -(-positions // self.span_step) * self.span_step)
+
+    # --- prefill ---------------------------------------------------------------------------------
+    def _join(self, seq: Sequence) -> None:
+        try:
+            logits = self._prefill(seq)
+        except Exception as exc:  # e.g. a bad image: this sequence fails, the others go on
+            seq._queue.put(exc)
+            with self._lock:
+                self._finish(seq, "error")
+            return
+        self._emit(seq, self._pick(logits[None], [seq])[0])
+
+    def _reusable(self, seq: Sequence) -> tuple[int, Prefix | None]:
+        """Prompt tokens to take from the prefix cache (and the entry): the longest common prefix
+        with the entry for this image, leaving at least one token to prefill and no placeholder
+        behind (visual tokens come from the cache entirely or not at all)."""
+        entry = self.prefixes.get(seq.key)
+        if entry is None:
+            return 0, None
+        n = min(common_prefix(entry.tokens, seq.prompt), len(seq.prompt) - 1)
+        if n <= 0 or IMAGE_PLACEHOLDER_ID in seq.prompt[n:]:
+            return 0, None
+        return n, entry
+
+    def _prefill(self, seq: Sequence) -> torch.Tensor:
+        cache, slot, device = self._kv(), seq.slot, self.model.device
+        P = len(seq.prompt)
+        reuse, entry = self._reusable(seq)
+        if entry is not None:
+            cache.k[:, slot, :, :reuse] = entry.k[:, :, :reuse]
+            cache.v[:, slot, :, :reuse] = entry.v[:, :, :reuse]
+        images = None
+        if seq.images is not None and not reuse:
+            images = seq.images.to(device)
+        ids = torch.tensor([seq.prompt[reuse:]], device=device)
+        window = cache.window(slice(slot, slot + 1), self._span(P))
+        logits = prefill(self.model, window, ids, images, torch.tensor([P], device=device), reuse)
+        if self.prefixes.capacity:
+            self.prefixes.put(seq.key, Prefix(seq.prompt, cache.k[:, slot, :, :P].clone(),
+                                              cache.v[:, slot, :, :P].clone()))
+        seq.reused, seq.pos = reuse, P
+        self.stats["prefills"] += 1
+        self.stats["prefix_hits"] += bool(reuse)
+        self.stats["reused_tokens"] += reuse
+        return logits[0]
+
+    # --- decode ----------------------------------------------------------------------------------
+    def _decode_rows(self, tokens: torch.Tensor, pos: torch.Tensor, span: int) -> torch.Tensor:
+        """One token for cache rows ``[0, len(tokens))`` over positions ``[0, span)``: (rows, V)."""
+        window = self._kv().window(slice(0, tokens.shape[0]), span)
+        return decode_one_token(self.model, window, tokens, pos)
+
+    def _compile_decode(self):
+        mode = "reduce-overhead" if self.model.device.type == "cuda" else None
+        return torch.compile(self._decode_rows, mode=mode, fullgraph=True, dynamic=False)
+
+    def _decode_step(self) -> None:
+        seqs = sorted(self._running.values(), key=lambda s: s.slot)
+        if not seqs:
+            return
+        rows = self.max_batch if self.compiled else seqs[-1].slot + 1
+        tokens = torch.zeros(rows, dtype=torch.long)  # idle rows decode token 0 at position 0
+        pos = torch.zeros(rows, dtype=torch.long)
+        for seq in seqs:
+            tokens[seq.slot], pos[seq.slot] = seq.tokens[-1], seq.pos
+        device = self.model.device
+        span = self._span(max(seq.pos for seq in seqs) + 1)
+        logits = self._decode(tokens.to(device), pos.to(device), span)
+        picked = self._pick(logits[[seq.slot for seq in seqs]], seqs)
+        self.stats["decode_steps"] += 1
+        for seq, token in zip(seqs, picked):
+            seq.pos += 1
+            self._emit(seq, token)
+
+    @staticmethod
+    def _pick(logits: torch.Tensor, seqs: list[Sequence]) -> list[int]:
+        """Next token per row of ``logits`` (len(seqs), V), each with its own sampling params."""
+        picked = logits.argmax(-1).tolist()
+        for i, seq in enumerate(seqs):
+            if seq.params.temperature > 0:
+                picked[i] = int(sample(logits[i:i + 1], seq.params, seq.generator)[0])
+        return picked
+
+    def _emit(self, seq: Sequence, token: int) -> None:
+        seq.tokens.append(token)
+        seq._queue.put(token)
+        try:
+            stopped = seq.stop(seq.tokens)
+        except Exception as exc:  # the caller's stop function failed: end only its sequence
+            seq._queue.put(exc)
+            stopped = None
+        reason = ("error" if stopped is None else "stop" if stopped
+                  else "length" if len(seq.tokens) >= seq.params.max_new_tokens else None)
+        if reason:
+            with self._lock:
+                self._finish(seq, reason)
