@@ -47,13 +47,15 @@ def as_messages(items: Iterable[Message | dict]) -> list[Message]:
     return out
 
 
-def render(messages: Sequence[Message | dict], add_generation_prompt: bool = False) -> Rendered:
+def render(messages: Sequence[Message | dict], add_generation_prompt: bool = False,
+           system: str | None = None) -> Rendered:
     """Render a conversation.
 
     Each assistant turn supervises ``answer + "\\n###"``. With ``add_generation_prompt`` an open
     ``" Assistant:"`` turn is appended (no trailing space), which is how prompts end at inference.
+    ``system`` replaces the template's system text (:data:`SYSTEM`) when given.
     """
-    text = SYSTEM + "\n\n" + SEP
+    text = (SYSTEM if system is None else system) + "\n\n" + SEP
     spans = []
     for msg in as_messages(messages):
         text += f" {ROLES[msg.role]}: "
