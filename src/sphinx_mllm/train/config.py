@@ -27,6 +27,8 @@ class OptimConfig:
     clip_grad: float = 8.0
 
     def __post_init__(self) -> None:
+        _numbers(self, float, "lr", "min_lr", "weight_decay", "clip_grad")
+        _numbers(self, int, "warmup_steps")
         self.betas = tuple(float(b) for b in self.betas)
         if len(self.betas) != 2 or self.lr <= 0 or self.min_lr < 0 or self.warmup_steps < 0:
             raise ValueError("optim needs lr > 0, min_lr >= 0, warmup_steps >= 0 and two betas")
@@ -42,6 +44,8 @@ class LoraConfig:
     targets: tuple[str, ...] = ("wq", "wk", "wv", "wo")
 
     def __post_init__(self) -> None:
+        _numbers(self, int, "rank")
+        _numbers(self, float, "alpha", "dropout")
         self.targets = tuple(self.targets)
         unknown = [t for t in self.targets if t not in LORA_TARGETS]
         if unknown or not self.targets:
@@ -80,6 +84,10 @@ class TrainConfig:
     preset: str | None = None  # variant override for a released checkpoint (meta.json otherwise)
 
     def __post_init__(self) -> None:
+        _numbers(self, int, "steps", "batch_size", "grad_accum", "seed", "save_every", "keep_last",
+                 "num_workers")
+        if self.max_length is not None:
+            _numbers(self, int, "max_length")
         self.trainable = check_parts(self.trainable)
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("steps, batch_size and grad_accum must be >= 1")
@@ -149,6 +157,16 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of training keys")
     return from_dict(apply_overrides(data, list(overrides)), path.parent)
+
+
+def _numbers(obj, kind: type, *names: str) -> None:
+    """Coerce numeric fields: YAML 1.1 reads ``1e-4`` (no dot) as a string."""
+    for name in names:
+        value = getattr(obj, name)
+        try:
+            setattr(obj, name, kind(value))
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
 
 
 def _resolve(base: Path, value) -> Path:

@@ -15,11 +15,13 @@ is its whole state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -72,7 +74,8 @@ def save(out: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimize
         tmp.mkdir(parents=True)
     d.barrier()
     model_sd, optim_sd = get_state_dict(model, optimizer, options=_OPTIONS)
-    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=tmp, no_dist=not d.sharded)
+    with _quiet():
+        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=tmp, no_dist=not d.sharded)
     torch.save(_rng_state(), tmp / f"rng-{d.rank:05d}.pt")
     _fsync_tree(tmp)
     d.barrier()
@@ -93,13 +96,22 @@ def load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, d: Dist
     trainer = json.loads((path / TRAINER).read_text())
     model_sd, optim_sd = get_state_dict(model, optimizer, options=_OPTIONS)
     state = {"model": model_sd, "optim": optim_sd}
-    dcp.load(state, checkpoint_id=path, no_dist=not d.sharded)
+    with _quiet():
+        dcp.load(state, checkpoint_id=path, no_dist=not d.sharded)
     set_state_dict(model, optimizer, model_state_dict=state["model"],
                    optim_state_dict=state["optim"], options=_OPTIONS)
     rng = path / f"rng-{d.rank:05d}.pt"
     if rng.is_file():
         _set_rng_state(torch.load(rng, weights_only=True))
     return trainer
+
+
+@contextlib.contextmanager
+def _quiet():
+    """DCP warns that it assumes a single process, which is what ``no_dist`` asked for."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
 
 
 def _rng_state() -> dict:
