@@ -1,0 +1,62 @@
+"""A SentencePiece tokenizer trained on a toy world's text.
+
+The corpus is every training conversation of the world exactly as the model will read it: each
+sample of every source (:func:`~sphinx_mllm.toy.dataset.world_sources`, read by the real
+adapters) rendered with the conversation template, so prompts, answers, boxes and keypoint names
+are all in it. LLaMA's conventions are kept (BPE, unk 0 / BOS 1 / EOS 2, byte fallback, identity
+normalisation, dummy prefix), and **every digit is its own piece** (``split_digits``): a
+coordinate ``0.37`` is always the four pieces ``0 . 3 7``, so the model writes a number digit by
+digit with one embedding per digit, whatever the neighbouring characters. The grounding tags
+``<p>`` and ``</p>`` are single pieces.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Iterator
+
+import sentencepiece as spm
+
+from ..config import TOY_VOCAB
+from ..conversation import SYSTEM, render
+from ..data import read_samples
+from ..tokenizer import Tokenizer
+from .dataset import world_sources
+
+GROUNDING_TAGS = ["<p>", "</p>"]
+"""Always one piece each: they open and close every phrase of a detection or pose answer."""
+DEFAULT_VOCAB = TOY_VOCAB  # 256 of the pieces are byte-fallback bytes
+
+
+def world_corpus(world: str | Path) -> Iterator[str]:
+    """Lines of every rendered training conversation of ``world`` (the template's newlines split
+    lines, as SentencePiece trains on lines; ``\\n`` itself is left to byte fallback)."""
+    yield SYSTEM
+    for source in world_sources(world):
+        for sample in read_samples(source.format, source.path, split=source.split,
+                                   images=source.root):
+            yield from render(sample.messages).text.splitlines()
+
+
+def train_tokenizer(world: str | Path, out: str | Path, vocab_size: int = DEFAULT_VOCAB) -> Tokenizer:
+    """Train on :func:`world_corpus` and write ``out`` (a ``.model`` file); return it loaded.
+
+    ``vocab_size`` is an upper bound (a small world may support fewer pieces) and may not exceed
+    the toy presets' embedding rows (``TOY_VOCAB``).
+    """
+    if not 64 <= vocab_size <= TOY_VOCAB:
+        raise ValueError(f"vocab_size must be in [64, {TOY_VOCAB}], got {vocab_size}")
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=world_corpus(world), model_writer=model, vocab_size=vocab_size,
+        hard_vocab_limit=False, model_type="bpe", byte_fallback=True, character_coverage=1.0,
+        split_digits=True, user_defined_symbols=GROUNDING_TAGS, bos_id=1, eos_id=2, unk_id=0, pad_id=-1, add_dummy_prefix=True,
+        remove_extra_whitespaces=False, normalization_rule_name="identity",
+        allow_whitespace_only_pieces=True, num_threads=1, minloglevel=2)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(model.getvalue())
+    tmp.replace(out)
+    return Tokenizer.from_file(out)
