@@ -33,7 +33,8 @@ def test_chat_end_to_end_on_a_toy_preset(capsys):
                  "--max-new-tokens", "5", "What's in the image?"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"answer", "tokens", "prompt_tokens", "finish_reason"}
+    assert set(out) == {"answer", "tokens", "prompt_tokens", "finish_reason", "objects"}
+    assert isinstance(out["objects"], list)
     assert 1 <= len(out["tokens"]) <= 5
 
 
@@ -97,7 +98,7 @@ def test_data_stats_counts_visual_tokens(tmp_path, capsys):
 def test_clear_errors_for_bad_files(tmp_path):
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("hello")
-    with pytest.raises(SystemExit, match="cannot identify image"):
+    with pytest.raises(SystemExit, match="not an image"):
         main(["chat", "--model", "toy", "--image", str(not_an_image), "q"])
     with pytest.raises(SystemExit, match="missing.yaml"):
         main(["data", "stats", str(tmp_path / "missing.yaml")])

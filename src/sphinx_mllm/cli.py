@@ -83,9 +83,12 @@ def cmd_chat(args) -> int:
     except (ValueError, OSError) as err:  # OSError: PIL cannot read the image
         raise SystemExit(f"error: {err}")
     if args.json:
+        from .tasks import objects_json
+
         print(json.dumps({"answer": answer.text, "tokens": answer.tokens,
                           "prompt_tokens": answer.prompt_tokens,
-                          "finish_reason": answer.finish_reason}))
+                          "finish_reason": answer.finish_reason,
+                          "objects": objects_json(answer.objects)}))
     else:
         print(answer.text)
     return 0
@@ -395,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--model", required=True, help="checkpoint directory or preset name "
                       "(presets have random weights)")
     chat.add_argument("--image", help="image file; omit for a text-only chat")
-    chat.add_argument("--json", action="store_true", help="print answer, tokens and finish reason as JSON")
+    chat.add_argument("--json", action="store_true", help="print answer, tokens, finish reason and "
+                      "objects (boxes/points/keypoints in original-image pixels) as JSON")
     chat.add_argument("--stream", action="store_true", help="print the answer as it is generated")
     chat.add_argument("--max-new-tokens", type=int, default=128)
     chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")

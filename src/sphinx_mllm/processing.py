@@ -67,12 +67,13 @@ class Processor:
         return [self.tokenizer.bos_id] + [IMAGE_PLACEHOLDER_ID] * (self.image_tokens * has_image)
 
     def encode_prompt(self, messages: Sequence[Message | dict], has_image: bool,
-                      answer_prefix: str = "") -> list[int]:
+                      answer_prefix: str = "", system: str | None = None) -> list[int]:
         """Ids of a conversation whose last message is the user's question (open assistant turn).
 
-        ``answer_prefix`` pre-fills the start of the answer (e.g. ``" The answer is"``).
+        ``answer_prefix`` pre-fills the start of the answer (e.g. ``" The answer is"``);
+        ``system`` replaces the template's system text.
         """
-        text = render(messages, add_generation_prompt=True).text + answer_prefix
+        text = render(messages, add_generation_prompt=True, system=system).text + answer_prefix
         return self._prefix(has_image) + self.tokenizer.encode(text)
 
     def encode_training(self, messages: Sequence[Message | dict], has_image: bool) -> Encoded:
