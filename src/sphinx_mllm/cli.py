@@ -265,6 +265,84 @@ def add_train_commands(sub) -> None:
     plot.set_defaults(func=cmd_plot)
 
 
+def cmd_serve(args) -> int:
+    """``serve`` and ``demo``: load the model, then run the app until interrupted."""
+    import os
+
+    from .inference.pipeline import load
+    from .media import ImageLimits
+    from .serve import ServeConfig, serve
+
+    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda, but torch sees no CUDA device")
+    local = getattr(args, "allow_local_media", None)
+    if local is not None and not Path(local).is_dir():
+        raise SystemExit(f"error: --allow-local-media is not a directory: {local}")
+    try:
+        pipe = load(args.model, device=args.device,
+                    dtype=DTYPES[args.dtype] if args.dtype else None, max_batch=args.max_batch)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    demo = args.command == "demo"
+    config = ServeConfig(
+        model_name=args.served_model_name or Path(str(args.model)).name,
+        api_key=None if demo else (args.api_key or os.environ.get("SPHINX_MLLM_API_KEY")),
+        max_body_bytes=int(args.max_body_mb * 2**20),
+        limits=ImageLimits(max_pixels=args.max_pixels, max_bytes=int(args.max_image_mb * 2**20)),
+        local_media=Path(local) if local else None,
+        remote_hosts=frozenset(h.lower() for h in getattr(args, "allow_remote_media", None) or ()),
+        remote_timeout_s=getattr(args, "remote_timeout", 10.0),
+        max_batch=args.max_batch, max_queue=args.max_queue, max_n=args.max_n,
+        max_tokens_cap=args.max_tokens, demo=demo or args.demo)
+    where = f"http://{args.host}:{args.port}"
+    print(f"serving {config.model_name!r} on {where}" + (f" (demo page: {where}/)" if config.demo
+                                                          else ""), flush=True)
+    serve(pipe, config, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def add_serve_commands(sub) -> None:
+    """``serve`` (OpenAI-compatible API) and ``demo`` (the same app with its web page)."""
+    from .serve.config import DEFAULT_MODEL
+
+    def common(p) -> None:
+        p.add_argument("--model", default=DEFAULT_MODEL,
+                       help=f"checkpoint directory or preset name (default: {DEFAULT_MODEL})")
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=8000)
+        p.add_argument("--served-model-name", help="the id clients send as 'model' "
+                       "(default: the preset name or the checkpoint folder's name)")
+        p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+        p.add_argument("--dtype", choices=sorted(DTYPES), default=None)
+        p.add_argument("--max-batch", type=int, default=16,
+                       help="sequences decoded together (engine cache slots)")
+        p.add_argument("--max-queue", type=int, default=64,
+                       help="choices waiting for a slot before requests get 503")
+        p.add_argument("--max-n", type=int, default=8, help="largest n (choices per request)")
+        p.add_argument("--max-tokens", type=int, default=1024,
+                       help="largest max_tokens; also the default within the context")
+        p.add_argument("--max-body-mb", type=float, default=48.0, help="request body limit")
+        p.add_argument("--max-image-mb", type=float, default=32.0, help="encoded image limit")
+        p.add_argument("--max-pixels", type=int, default=40_000_000,
+                       help="decoded pixel limit, checked from the image header")
+        p.add_argument("--log-level", default="info",
+                       choices=["critical", "error", "warning", "info", "debug"])
+        p.set_defaults(func=cmd_serve)
+
+    srv = sub.add_parser("serve", help="OpenAI-compatible chat-completions API (docs/serving.md)")
+    common(srv)
+    srv.add_argument("--api-key", help="require 'Authorization: Bearer KEY' "
+                     "(or set SPHINX_MLLM_API_KEY)")
+    srv.add_argument("--allow-local-media", metavar="DIR",
+                     help="accept file:// image URLs under DIR")
+    srv.add_argument("--allow-remote-media", metavar="HOST", nargs="+",
+                     help="fetch http(s) image URLs from these hosts (host or host:port)")
+    srv.add_argument("--remote-timeout", type=float, default=10.0, help="seconds per fetch")
+    srv.add_argument("--demo", action="store_true", help="also serve the demo page at /")
+    demo = sub.add_parser("demo", help="web demo: upload an image, chat, see boxes and skeletons")
+    common(demo)
+
+
 def add_checkpoint_commands(sub) -> None:
     conv = sub.add_parser("convert", help="released SPHINX checkpoint -> our safetensors format")
     conv.add_argument("src", help="directory with consolidated.XX-of-YY.model.pth, config.json, "
@@ -357,11 +435,35 @@ def cmd_toy_eval(args) -> int:
     return 0
 
 
+def cmd_toy_tokenizer(args) -> int:
+    from .toy.tokenizer import train_tokenizer
+
+    try:
+        tokenizer = train_tokenizer(args.world, args.out, vocab_size=args.vocab_size)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    print(f"wrote {args.out} ({tokenizer.vocab_size} pieces)")
+    return 0
+
+
+def cmd_toy_encoders(args) -> int:
+    from .toy.encoders import run_encoder_stage
+
+    try:
+        metrics = run_encoder_stage(args.out, args.tokenizer, seed=args.seed, steps=args.steps,
+                                    batch_size=args.batch_size, lr=args.lr, bf16=args.bf16,
+                                    log_every=args.log_every)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
 def add_toy_commands(sub) -> None:
-    """``toy generate`` and ``toy eval``: the procedural world (docs/toy-world.md)."""
+    """``toy generate|tokenizer|encoders|eval``: the procedural world (docs/toy-world.md)."""
     from .toy.seeds import HELD_OUT_START
 
-    toy = sub.add_parser("toy", help="the procedural toy world: generate it, evaluate on it")
+    toy = sub.add_parser("toy", help="the procedural toy world: generate, tokenizer, encoders, eval")
     toy_sub = toy.add_subparsers(dest="toy_command", required=True)
     gen = toy_sub.add_parser("generate", help="write a world in the public dataset formats")
     gen.add_argument("--seed", type=int, required=True,
@@ -369,6 +471,23 @@ def add_toy_commands(sub) -> None:
     gen.add_argument("--n", type=int, required=True, help="number of pictures")
     gen.add_argument("--out", required=True, help="output folder")
     gen.set_defaults(func=cmd_toy_generate)
+
+    tok = toy_sub.add_parser("tokenizer", help="train a SentencePiece tokenizer on a world's text")
+    tok.add_argument("--world", required=True, help="a generated training world")
+    tok.add_argument("--out", required=True, help="the .model file to write")
+    tok.add_argument("--vocab-size", type=int, default=1024, help="upper bound on pieces")
+    tok.set_defaults(func=cmd_toy_tokenizer)
+
+    enc = toy_sub.add_parser("encoders", help="pre-train the toy-world encoders (dense supervision)")
+    enc.add_argument("--tokenizer", required=True, help="the world tokenizer (.model)")
+    enc.add_argument("--out", required=True, help="stage folder: metrics.jsonl, probe.json, final/")
+    enc.add_argument("--seed", type=int, default=0, help="training world seed and init seed")
+    enc.add_argument("--steps", type=int, default=2000)
+    enc.add_argument("--batch-size", type=int, default=16, help="pictures per step")
+    enc.add_argument("--lr", type=float, default=1e-3)
+    enc.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU AMX or GPU)")
+    enc.add_argument("--log-every", type=int, default=50)
+    enc.set_defaults(func=cmd_toy_encoders)
 
     ev = toy_sub.add_parser("eval", help="score a model on a freshly generated held-out world")
     ev.add_argument("--model", default=None, help="checkpoint directory or preset name")
@@ -431,6 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_checkpoint_commands(sub)
     add_eval_commands(sub)
     add_toy_commands(sub)
+    add_serve_commands(sub)
     add_train_commands(sub)
     return parser
 

@@ -27,10 +27,13 @@ could not read positions out of the tokens).
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -357,3 +360,31 @@ def pretrain_encoders(model: nn.Module, *, seed: int = 0, steps: int = 2000, bat
         p.requires_grad_(False)
     model.eval()
     return heads, log
+
+
+def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "toy-world",
+                      seed: int = 0, steps: int = 2000, batch_size: int = 16, lr: float = 1e-3,
+                      bf16: bool = False, log_every: int = 50, probe_pictures: int = 256) -> dict:
+    """The recipe's first stage: a fresh ``preset`` model (seeded by ``seed``) whose encoders are
+    pre-trained by :func:`pretrain_encoders`; writes ``out/metrics.jsonl`` (one line per log
+    step: step, loss, lr, seconds), ``out/probe.json`` (:func:`probe` on the validation world,
+    seed ``HELD_OUT_START``) and ``out/final/``, a checkpoint in our format with ``tokenizer``
+    that the LLM stages start from. Returns the probe metrics."""
+    from ..checkpoint import ours
+    from ..model import build
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = build(preset)
+    with open(out / "metrics.jsonl", "w", encoding="utf-8") as log_file:
+        def on_log(entry: PretrainLog) -> None:
+            log_file.write(json.dumps(dataclasses.asdict(entry)) + "\n")
+            log_file.flush()
+
+        heads, _ = pretrain_encoders(model, seed=seed, steps=steps, batch_size=batch_size, lr=lr,
+                                     bf16=bf16, log_every=log_every, on_log=on_log)
+    metrics = probe(model, heads, n=probe_pictures)
+    (out / "probe.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    ours.save(model, tokenizer, out / "final")
+    return metrics
