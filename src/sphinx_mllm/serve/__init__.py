@@ -1,0 +1,24 @@
+"""Serving: an OpenAI-compatible chat-completions API and a demo page (docs/serving.md).
+
+    from sphinx_mllm.serve import ServeConfig, create_app, serve
+    serve(pipeline, ServeConfig(api_key="..."), host="127.0.0.1", port=8000)
+
+Needs the ``serve`` extra (FastAPI, uvicorn, httpx).
+"""
+
+from __future__ import annotations
+
+from .app import create_app
+from .config import DEFAULT_MODEL, ServeConfig
+
+
+def serve(pipeline, config: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
+          log_level: str = "info") -> None:
+    """Run the app with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(pipeline, config), host=host, port=port, log_level=log_level,
+                timeout_graceful_shutdown=5)
+
+
+__all__ = ["DEFAULT_MODEL", "ServeConfig", "create_app", "serve"]

@@ -1,0 +1,375 @@
+"""The FastAPI app: OpenAI-compatible chat completions over a :class:`Pipeline`, and the demo page.
+
+A request goes: API key -> body size -> JSON -> schema -> model name -> admission (bounded, else
+503 + Retry-After) -> media policy + image checks -> prompt + context check -> one generation per
+choice, each driven by a worker thread through the pipeline's engine (which decodes all running
+sequences together). A client that disconnects cancels its generations, which frees their cache
+slots. Every failure a client can cause is a 4xx in the OpenAI error shape (:mod:`.errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
+
+from ..media import ImageError, load_image
+from ..messages import MessageError, parse_messages
+from ..tasks import objects_json
+from .config import ServeConfig
+from .errors import APIError, image_error, message_error
+from .media import MediaFetcher, MediaPolicy
+from .schema import ChatRequest
+from .stops import StopText
+
+log = logging.getLogger("sphinx_mllm.serve")
+
+
+@dataclass
+class ChoiceResult:
+    index: int
+    text: str = ""
+    finish_reason: str = "stop"
+    completion_tokens: int = 0
+    objects: list[dict] = field(default_factory=list)
+
+
+class Admission:
+    """Counts choices in flight; only touched from the event loop, so it needs no lock."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.in_flight = 0
+
+    def admit(self, n: int) -> bool:
+        if self.in_flight + n > self.capacity:
+            return False
+        self.in_flight += n
+        return True
+
+    def release(self, n: int) -> None:
+        self.in_flight -= n
+
+
+def _validation_error(err: ValidationError) -> APIError:
+    """The first schema error as 422 naming its field; the offending value is never echoed."""
+    first = err.errors(include_input=False, include_url=False)[0]
+    param = ".".join(str(p) for p in first["loc"]) or None
+    return APIError(422, f"{param}: {first['msg']}" if param else first["msg"], param,
+                    "invalid_value")
+
+
+def create_app(pipeline, config: ServeConfig = ServeConfig()) -> FastAPI:
+    """The app serving ``pipeline`` (a :class:`~sphinx_mllm.inference.pipeline.Pipeline`)."""
+    executor = ThreadPoolExecutor(config.capacity, thread_name_prefix="sphinx-serve")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="sphinx-mllm", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
+    admission = Admission(config.capacity)
+    fetcher = MediaFetcher(MediaPolicy(config.local_media, config.remote_hosts,
+                                       config.remote_timeout_s, config.limits))
+    created = int(time.time())
+    app.state.admission = admission
+
+    def check_key(request: Request) -> None:
+        if config.api_key is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(),
+                                                                  config.api_key.encode()):
+            raise APIError(401, "missing or wrong API key (Authorization: Bearer KEY)", None,
+                           "invalid_api_key")
+
+    @app.exception_handler(APIError)
+    async def api_error(request: Request, err: APIError) -> JSONResponse:
+        log.info("%s %s -> %d %s", request.method, request.url.path, err.status, err.code)
+        return err.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        first = err.errors()[0] if err.errors() else {"loc": (), "msg": "invalid request"}
+        param = ".".join(str(p) for p in first["loc"]) or None
+        return APIError(422, f"{param}: {first['msg']}", param, "invalid_value").response()
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "model": config.model_name, "in_flight": admission.in_flight,
+                "capacity": admission.capacity}
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict:
+        check_key(request)
+        return {"object": "list", "data": [{"id": config.model_name, "object": "model",
+                                            "created": created, "owned_by": "sphinx-mllm"}]}
+
+    async def read_body(request: Request) -> ChatRequest:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > config.max_body_bytes:
+            raise APIError(413, f"request body over {config.max_body_bytes} bytes", None,
+                           "body_too_large")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > config.max_body_bytes:
+                raise APIError(413, f"request body over {config.max_body_bytes} bytes", None,
+                               "body_too_large")
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise APIError(422, f"body: invalid JSON ({err.__class__.__name__} at position "
+                           f"{getattr(err, 'pos', '?')})", "body", "invalid_json") from None
+        try:
+            return ChatRequest.model_validate(data)
+        except ValidationError as err:
+            raise _validation_error(err) from None
+
+    async def resolve_messages(req: ChatRequest) -> list[dict]:
+        """The request's messages in the pipeline's form, each image fetched and checked."""
+        out = []
+        for i, msg in enumerate(req.messages):
+            role = "system" if msg.role == "developer" else msg.role
+            if isinstance(msg.content, str):
+                out.append({"role": role, "content": msg.content})
+                continue
+            parts = []
+            for j, part in enumerate(msg.content):
+                if part.type == "text":
+                    parts.append({"type": "text", "text": part.text})
+                    continue
+                param = f"messages.{i}.content.{j}.image_url.url"
+                try:
+                    data = await fetcher.fetch(part.image_url.url, param)
+                    image = await asyncio.get_running_loop().run_in_executor(
+                        executor, partial(load_image, data, config.limits))
+                except ImageError as err:
+                    raise image_error(err, param) from None
+                parts.append({"type": "image", "image": image})
+            out.append({"role": role, "content": parts})
+        return out
+
+    def budget(req: ChatRequest, prompt_len: int) -> int:
+        """``max_tokens`` for this request, checked against the cap and the context length."""
+        context = pipeline.max_seq_len
+        room = context - prompt_len
+        if room < 1:
+            raise APIError(400, f"the prompt takes {prompt_len} tokens (visual tokens included) of "
+                           f"the model's {context}; shorten the conversation", "messages",
+                           "context_length_exceeded")
+        asked = req.new_tokens
+        if asked is None:
+            return min(config.max_tokens_cap, room)
+        if asked > config.max_tokens_cap:
+            raise APIError(422, f"max_tokens: at most {config.max_tokens_cap} on this server",
+                           "max_tokens", "invalid_value")
+        if asked > room:
+            raise APIError(400, f"the prompt takes {prompt_len} tokens (visual tokens included) "
+                           f"and max_tokens {asked} more, over the model's context of {context}",
+                           "max_tokens", "context_length_exceeded")
+        return asked
+
+    def start_choices(prompt, sampling: dict, req: ChatRequest) -> list:
+        """One generation per choice (seeds ``seed + i``); all or none are started."""
+        gens = []
+        try:
+            for i in range(req.n):
+                seed = None if req.seed is None else req.seed + i
+                gens.append(pipeline.start(prompt, **sampling, seed=seed))
+        except BaseException:
+            for gen in gens:
+                gen.close()
+            raise
+        return gens
+
+    def drive(gen, index: int, stops: list[str], cancelled: threading.Event, emit) -> ChoiceResult:
+        """Worker thread: pull one generation's deltas, apply the stop strings, hand deltas on."""
+        matcher = StopText(stops)
+        hit = False
+        try:
+            for delta in gen:
+                if cancelled.is_set():
+                    break
+                shown, hit = matcher.feed(delta)
+                if shown:
+                    emit(index, shown)
+                if hit:
+                    break
+            if not hit and not cancelled.is_set():
+                rest = matcher.flush()
+                if rest:
+                    emit(index, rest)
+        finally:
+            gen.close()
+        answer = gen.answer(matcher.text if hit else None)
+        return ChoiceResult(index, matcher.text if hit else answer.text,
+                            "stop" if hit else answer.finish_reason, len(gen.tokens),
+                            objects_json(answer.objects))
+
+    async def watch_disconnect(request: Request, cancelled: threading.Event, wake) -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                cancelled.set()
+                wake()
+                return
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        check_key(request)
+        req = await read_body(request)
+        if req.model != config.model_name:
+            raise APIError(404, f"model {req.model!r} is not served here; GET /v1/models lists "
+                           f"{config.model_name!r}", "model", "model_not_found")
+        if req.n > config.max_n:
+            raise APIError(422, f"n: at most {config.max_n} on this server", "n", "invalid_value")
+        if req.new_tokens is not None and req.new_tokens > config.max_tokens_cap:
+            raise APIError(422, f"max_tokens: at most {config.max_tokens_cap} on this server",
+                           "max_tokens", "invalid_value")
+        if not admission.admit(req.n):
+            raise APIError(503, "the server is busy; retry shortly", None, "server_busy",
+                           {"Retry-After": str(config.retry_after_s)})
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                admission.release(req.n)
+
+        try:
+            return await start(request, req, release)
+        except BaseException:
+            release()
+            raise
+
+    async def start(request: Request, req: ChatRequest, release) -> Response:
+        loop = asyncio.get_running_loop()
+        request_id = "chatcmpl-" + uuid.uuid4().hex[:24]
+        t0 = time.perf_counter()
+        try:
+            conversation = parse_messages(await resolve_messages(req))
+            prompt = await loop.run_in_executor(executor, partial(pipeline.prepare,
+                                                                  messages=conversation))
+        except MessageError as err:
+            raise message_error(err) from None
+        except ImageError as err:
+            raise image_error(err, "messages") from None
+        sampling = dict(max_new_tokens=budget(req, len(prompt.ids)), temperature=req.temperature,
+                        top_p=req.top_p, top_k=req.top_k)
+        gens = await loop.run_in_executor(executor, partial(start_choices, prompt, sampling, req))
+        cancelled = threading.Event()
+        events: asyncio.Queue = asyncio.Queue()
+
+        def emit(index: int, text: str) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, (index, text))
+
+        futures = [loop.run_in_executor(executor, drive, g, i, req.stop, cancelled, emit)
+                   for i, g in enumerate(gens)]
+        watcher = asyncio.ensure_future(watch_disconnect(
+            request, cancelled, lambda: loop.call_soon_threadsafe(events.put_nowait, None)))
+        head = dict(id=request_id, created=int(time.time()), model=config.model_name)
+
+        def usage(results: list[ChoiceResult]) -> dict:
+            done = sum(r.completion_tokens for r in results)
+            return {"prompt_tokens": len(prompt.ids), "completion_tokens": done,
+                    "total_tokens": len(prompt.ids) + done}
+
+        def finish(results: list[ChoiceResult] | None, outcome: str) -> None:
+            watcher.cancel()
+            cancelled.set()
+            release()
+            tokens = usage(results)["completion_tokens"] if results else 0
+            log.info("%s %s n=%d stream=%s prompt_tokens=%d completion_tokens=%d %.3fs",
+                     request_id, outcome, req.n, req.stream, len(prompt.ids), tokens,
+                     time.perf_counter() - t0)
+
+        if not req.stream:
+            waiter = asyncio.gather(*futures)
+            try:
+                await asyncio.wait([waiter, watcher], return_when=asyncio.FIRST_COMPLETED)
+                if not waiter.done():
+                    cancelled.set()
+                    await asyncio.gather(*futures, return_exceptions=True)
+                    finish(None, "disconnected")
+                    return Response(status_code=499)
+                results = waiter.result()
+            except BaseException:
+                finish(None, "failed")
+                raise
+            finish(results, "ok")
+            choices = [{"index": r.index, "message": {"role": "assistant", "content": r.text},
+                        "finish_reason": r.finish_reason, "logprobs": None, "objects": r.objects}
+                       for r in results]
+            return JSONResponse({**head, "object": "chat.completion", "choices": choices,
+                                 "usage": usage(results)})
+
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+
+        def chunk(choices: list[dict], **extra) -> str:
+            return "data: " + json.dumps({**head, "object": "chat.completion.chunk",
+                                          "choices": choices, **extra}) + "\n\n"
+
+        async def sse() -> AsyncIterator[str]:
+            outcome, results = "disconnected", None
+            try:
+                for i in range(req.n):
+                    yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""},
+                                  "finish_reason": None}])
+                pending = set(futures)
+                getter = None
+                while pending or not events.empty():
+                    if getter is None:
+                        getter = asyncio.ensure_future(events.get())
+                    done, _ = await asyncio.wait({getter, *pending},
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if getter in done:
+                        item, getter = getter.result(), None
+                        if item is None:  # the client went away
+                            return
+                        yield chunk([{"index": item[0], "delta": {"content": item[1]},
+                                      "finish_reason": None}])
+                    pending -= done
+                if getter is not None:
+                    getter.cancel()
+                results = [f.result() for f in futures]
+                for r in results:
+                    yield chunk([{"index": r.index, "delta": {}, "finish_reason": r.finish_reason,
+                                  "objects": r.objects}])
+                if include_usage:
+                    yield chunk([], usage=usage(results))
+                yield "data: [DONE]\n\n"
+                outcome = "ok"
+            except Exception:
+                outcome = "failed"
+                log.exception("%s failed while streaming", request_id)
+                yield "data: " + json.dumps({"error": {"message": "generation failed",
+                                                       "type": "server_error"}}) + "\n\n"
+            finally:
+                finish(results, outcome)
+
+        return StreamingResponse(sse(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    if config.demo:
+        from .demo import add_demo_routes
+        add_demo_routes(app, config)
+    return app
