@@ -273,6 +273,12 @@ def cmd_serve(args) -> int:
     from .media import ImageLimits
     from .serve import ServeConfig, serve
 
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise SystemExit("error: serving needs the serve extra: pip install 'sphinx-mllm[serve]'")
+
     if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda, but torch sees no CUDA device")
     local = getattr(args, "allow_local_media", None)

@@ -3,13 +3,20 @@
     from sphinx_mllm.serve import ServeConfig, create_app, serve
     serve(pipeline, ServeConfig(api_key="..."), host="127.0.0.1", port=8000)
 
-Needs the ``serve`` extra (FastAPI, uvicorn, httpx).
+Needs the ``serve`` extra (FastAPI, uvicorn, httpx); importing this package does not, so the
+command line works without it.
 """
 
 from __future__ import annotations
 
-from .app import create_app
 from .config import DEFAULT_MODEL, ServeConfig
+
+
+def create_app(pipeline, config: ServeConfig | None = None):
+    """The FastAPI app serving ``pipeline`` (see :mod:`sphinx_mllm.serve.app`)."""
+    from .app import create_app as make_app
+
+    return make_app(pipeline, config or ServeConfig())
 
 
 def serve(pipeline, config: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
