@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -213,7 +214,8 @@ def cmd_train(args) -> int:
         final = train(cfg)
     except (FileNotFoundError, KeyError, ValueError) as err:
         raise SystemExit(f"error: {err}")
-    print(f"wrote {final}")
+    if os.environ.get("RANK", "0") == "0":  # once per torchrun job, not once per process
+        print(f"wrote {final}")
     return 0
 
 

@@ -2,8 +2,8 @@
 
 Streams one tensor at a time from the parents (ours or released), so memory stays near one
 tensor, and writes our checkpoint format. Only the LLM (and, on request, the projections and
-start/end vectors) is mixed; every other tensor is copied from ``A`` after checking that ``B``
-has the same (the frozen encoders must be identical, or the parents are not siblings).
+start/end vectors) is mixed; every other tensor is copied from ``A``. The parents' frozen
+encoders must be identical (otherwise they are not siblings of one pre-training).
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ def mix(a: str | Path, b: str | Path, out: str | Path, betas: Sequence[float],
     _, plan = loader.plan_model(src_a, cfg)
     mixed_parts = {"llm"} | ({"projector", "start_end"} if include_projector else set())
     mixed = {n for n, targets in plan.plan.items() if part_of(targets[0]) in mixed_parts}
-    for name in plan.plan:  # refuse before writing anything
-        if name not in mixed and not torch.equal(src_a.get(name), src_b.get(name)):
-            raise MixError(f"parents differ in {name}, which is not mixed (frozen encoders and, "
-                           "without --include-projector, the projections must be identical)")
+    encoders = [n for n, targets in plan.plan.items() if part_of(targets[0]) == "encoders"]
+    for name in encoders:  # refuse before writing anything
+        if not torch.equal(src_a.get(name), src_b.get(name)):
+            raise MixError(f"parents differ in the frozen encoder tensor {name}: they do not "
+                           "share their vision towers, so they are not siblings to mix")
     hashes = [content_hash(src_a.path), content_hash(src_b.path)]
     out = Path(out)
     written = []

@@ -35,6 +35,9 @@ from .distributed import Dist
 STEP_RE = re.compile(r"step-(\d{7})")
 TRAINER = "trainer.json"
 _OPTIONS = StateDictOptions(ignore_frozen_params=True)
+# The checkpoint holds the trainable part only, so loading cannot be strict about the frozen
+# rest; DCP itself fails on any requested (trainable) tensor that the checkpoint lacks.
+_LOAD_OPTIONS = StateDictOptions(ignore_frozen_params=True, strict=False)
 
 
 def step_dir(out: Path, step: int) -> Path:
@@ -99,7 +102,7 @@ def load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, d: Dist
     with _quiet():
         dcp.load(state, checkpoint_id=path, no_dist=not d.sharded)
     set_state_dict(model, optimizer, model_state_dict=state["model"],
-                   optim_state_dict=state["optim"], options=_OPTIONS)
+                   optim_state_dict=state["optim"], options=_LOAD_OPTIONS)
     rng = path / f"rng-{d.rank:05d}.pt"
     if rng.is_file():
         _set_rng_state(torch.load(rng, weights_only=True))

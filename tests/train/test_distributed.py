@@ -1,0 +1,39 @@
+"""FSDP2 on two CPU processes (gloo, torchrun) equals one process with the same global batch."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+from trainhelp import TINY, losses
+
+from sphinx_mllm.train.config import load_config
+from sphinx_mllm.train.trainer import train
+
+pytestmark = pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
+    os.path.join(os.path.dirname(sys.executable), "torchrun")), reason="torchrun not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_fsdp_processes_match_one_process(tmp_path):
+    common = ["steps=20", "save_every=10", "resume=none"]
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    cmd = [torchrun, "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port",
+           str(free_port()), "-m", "sphinx_mllm.cli", "train", str(TINY),
+           f"out={tmp_path / 'two'}", "batch_size=2", "grad_accum=1", *common]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    # One process, two micro-batches of 2: the same global batch of 4 in the same order.
+    train(load_config(TINY, [f"out={tmp_path / 'one'}", "batch_size=2", "grad_accum=2", *common]))
+    two, one = losses(tmp_path / "two"), losses(tmp_path / "one")
+    assert len(two) == len(one) == 20
+    assert max(abs(a - b) for a, b in zip(two, one)) <= 1e-4
+    assert (tmp_path / "two" / "final" / "model.safetensors.index.json").is_file()

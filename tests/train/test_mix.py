@@ -1,0 +1,64 @@
+"""Weight mixing: exact at beta 1 and 0, the mean at 0.5, clear errors for unrelated parents."""
+
+import json
+
+import pytest
+import torch
+
+import sphinx_mllm
+from sphinx_mllm.checkpoint import OursCheckpoint, ours
+from sphinx_mllm.inference.pipeline import bundled_tokenizer_path
+from sphinx_mllm.train.mix import MixError, mix
+
+
+def parents(tmp_path, same_encoders=True, preset_b="toy"):
+    torch.manual_seed(0)
+    a = sphinx_mllm.build("toy")
+    torch.manual_seed(1)
+    b = sphinx_mllm.build(preset_b)
+    if same_encoders and preset_b == "toy":
+        b.encoders.load_state_dict(a.encoders.state_dict())
+    return (ours.save(a, bundled_tokenizer_path(), tmp_path / "a"),
+            ours.save(b, bundled_tokenizer_path(), tmp_path / "b"))
+
+
+def tensors(path):
+    ckpt = OursCheckpoint(path)
+    return {n: ckpt.get(n) for n in ckpt.names}
+
+
+def test_beta_one_and_zero_reproduce_the_parents_and_half_is_the_mean(tmp_path):
+    a, b = parents(tmp_path)
+    written = mix(a, b, tmp_path / "mix", [1.0, 0.0, 0.5])
+    assert [p.name for p in written] == ["beta-1", "beta-0", "beta-0.5"]
+    ta, tb = tensors(a), tensors(b)
+    one, zero, half = (tensors(p) for p in written)
+    llm = [n for n in ta if n.startswith(("layers.", "tok_embeddings", "norm.", "output."))]
+    assert llm and all(torch.equal(one[n], ta[n]) and torch.equal(zero[n], tb[n]) for n in llm)
+    assert all(torch.allclose(half[n], (ta[n] + tb[n]) / 2, atol=1e-7) for n in llm)
+    other = [n for n in ta if n not in llm]  # projections, start/end, encoders: from A
+    assert all(torch.equal(zero[n], ta[n]) for n in other)
+    meta = json.loads((written[2] / ours.INDEX).read_text())["metadata"]
+    assert meta["mix_beta"] == "0.5" and len(meta["mix_parent_sha256"]) == 2
+    assert sphinx_mllm.load(written[2]).model.cfg.name == "toy"
+
+
+def test_include_projector_mixes_the_projections(tmp_path):
+    a, b = parents(tmp_path)
+    half = tensors(mix(a, b, tmp_path / "mix", [0.5], include_projector=True)[0])
+    ta, tb = tensors(a), tensors(b)
+    assert torch.allclose(half["visual_proj.0.weight"], (ta["visual_proj.0.weight"] +
+                                                         tb["visual_proj.0.weight"]) / 2)
+
+
+def test_parents_with_different_encoders_are_refused(tmp_path):
+    a, b = parents(tmp_path, same_encoders=False)
+    with pytest.raises(MixError, match=r"frozen encoder tensor (clip|openclip|dinov2|qformer)"):
+        mix(a, b, tmp_path / "mix", [0.5])
+    assert not (tmp_path / "mix").exists()
+
+
+def test_parents_with_different_configs_are_refused(tmp_path):
+    a, b = parents(tmp_path, preset_b="toy-1k")
+    with pytest.raises(MixError, match="image_size|grid|name"):
+        mix(a, b, tmp_path / "mix", [0.5])
