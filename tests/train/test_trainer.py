@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import sphinx_mllm
+from sphinx_mllm.data.mixture import read_mixture_config
 from sphinx_mllm.train.config import load_config
 from sphinx_mllm.train.plot import plot_runs
 from sphinx_mllm.train.trainer import lm_loss, train
@@ -78,6 +79,7 @@ def test_example_configs_parse():
     for path in sorted((REPO / "configs" / "train").glob("*.yaml")):
         cfg = load_config(path)
         assert cfg.data.is_absolute() and cfg.out.is_absolute(), path
+        assert read_mixture_config(cfg.data), cfg.data
 
 
 def test_overrides_and_errors(tmp_path):

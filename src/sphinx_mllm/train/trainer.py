@@ -130,14 +130,15 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> Path:
 def prepare_model(cfg: TrainConfig, d: distributed.Dist, bf16: bool) -> Prepared:
     """Build on ``meta``, add LoRA, freeze, checkpoint activations, shard; then load weights.
 
-    A preset starts from random weights drawn on the CPU with ``cfg.seed`` (the same on every
-    rank); a checkpoint directory (ours or released) is read one tensor at a time.
+    A preset starts from random weights drawn with ``cfg.seed`` (on the CPU when distributed, so
+    that every rank draws the same; on the training device otherwise); a checkpoint directory
+    (ours or released) is read one tensor at a time.
     """
     torch.manual_seed(cfg.seed)
     if cfg.model in PRESET_NAMES:
         model_cfg = SphinxConfig.from_name(cfg.model)
         tokenizer_path = _bundled_tokenizer()
-        init = build(model_cfg)
+        init = build(model_cfg, device="cpu" if d.sharded else d.device)
         if cfg.lora is not None:
             lora.add_lora(init.llm, cfg.lora)
         tensors: Iterator = iter(init.state_dict().items())
@@ -164,9 +165,10 @@ def prepare_model(cfg: TrainConfig, d: distributed.Dist, bf16: bool) -> Prepared
     def dtype_for(name: str, tensor: torch.Tensor) -> torch.dtype:
         if not tensor.is_floating_point():
             return tensor.dtype
-        # Trainable weights keep fp32 master copies; frozen encoders need none.
-        encoder = name.startswith("encoders.") and name in frozen
-        return torch.bfloat16 if bf16 and encoder else torch.float32
+        # Trainable weights keep fp32 master copies; frozen ones need none. FSDP2 wants one
+        # dtype per sharded block, so frozen LLM weights (LoRA) stay fp32 when sharded.
+        low = name in frozen and (name.startswith("encoders.") or not d.sharded)
+        return torch.bfloat16 if bf16 and low else torch.float32
 
     distributed.assign(model, tensors, d.device, dtype_for)
     model.reset_buffers()
