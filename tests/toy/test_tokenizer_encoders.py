@@ -1,0 +1,62 @@
+"""The world tokenizer (digits split, grounding tags whole) and the encoder pre-training stage."""
+
+import pytest
+import torch
+
+from sphinx_mllm import build
+from sphinx_mllm.config import TOY_VOCAB
+from sphinx_mllm.tasks import Box
+from sphinx_mllm.toy.encoders import (IGNORE, ITEM_KINDS, make_batch, picture_targets,
+                                      pretrain_encoders, probe)
+from sphinx_mllm.toy.tokenizer import train_tokenizer
+from sphinx_mllm.toy.world import Picture, Thing
+
+
+def test_world_tokenizer(train_world, tmp_path):
+    tok = train_tokenizer(train_world, tmp_path / "world.model")
+    assert 256 < tok.vocab_size <= TOY_VOCAB
+    assert (tok.bos_id, tok.eos_id) == (1, 2)
+    text = "<p>left knee</p> [0.37,0.50] <p>red circle</p> [0.05,0.10,0.95,1.00]"
+    pieces = [tok.sp.id_to_piece(i) for i in tok.encode(text)]
+    assert [p for p in pieces if any(c.isdigit() for c in p)] == list("037050005010095100")
+    assert pieces.count("<p>") == 2 and pieces.count("</p>") == 2
+    assert tok.decode(tok.encode(text)) == text
+    ids, spans = tok.encode_with_offsets("### Human: What color is the circle?\n### Assistant: red\n###")
+    assert len(ids) == len(spans)
+    assert len(tok.encode("What color is the triangle?")) <= 8  # world words are whole pieces
+
+
+def test_targets_of_one_shape():
+    """A shape centred in the top-left quarter: the global view's cell and the first crop's cell
+    hold it, with its box in each view's coordinates; the other crops see nothing."""
+    thing = Thing("circle", "red", "large", "striped", Box(16, 16, 48, 48))
+    picture = Picture(0, 0, "scene", 128, 128, "flat", (200, 200, 200), things=(thing,))
+    views = picture_targets(picture, grid=2, token_grid=4)
+    assert len(views) == 5
+    g = views[0]
+    assert g["kind"][1 * 4 + 1] == ITEM_KINDS.index("shape")  # centre (32, 32) px -> cell (1, 1)
+    assert g["box"][5].tolist() == pytest.approx([0.125, 0.125, 0.375, 0.375])
+    assert g["attrs"][5].tolist() == [0, 0, 1, 1]  # red, circle, large, striped
+    crop = views[1]  # top-left quarter, twice the scale
+    assert crop["kind"][2 * 4 + 2] == 1 and crop["box"][10].tolist() == pytest.approx([0.25, 0.25, 0.75, 0.75])
+    assert all((v["kind"] == 0).all() for v in views[2:])
+    assert (g["attrs"][g["kind"] == 0] == IGNORE).all()
+
+
+def test_encoder_pretraining_smoke():
+    torch.manual_seed(0)
+    model = build("toy-world")
+    llm_before = {k: v.clone() for k, v in model.llm.state_dict().items()}
+    enc_before = {k: v.clone() for k, v in model.encoders.state_dict().items()}
+    images, targets = make_batch(0, [0, 1], model.cfg)
+    assert images.shape == (2, 3, 128, 128) and targets.kind.shape == (10, 16)
+    heads, log = pretrain_encoders(model, steps=10, batch_size=2, warmup_steps=1, log_every=1)
+    assert len(log) == 10 and log[-1].loss < 0.9 * log[0].loss
+    assert all(torch.equal(v, model.llm.state_dict()[k]) for k, v in llm_before.items())
+    assert any(not torch.equal(v, model.encoders.state_dict()[k]) for k, v in enc_before.items())
+    assert not any(p.requires_grad for p in model.parameters())
+    metrics = probe(model, heads, n=4, batch_size=4)
+    assert set(metrics) == {"clip", "convnext", "dinov2"}
+    assert all(0 <= m["kind"] <= 1 and 0 <= m["box_iou"] <= 1 for m in metrics.values())
+    with pytest.raises(ValueError, match="reserved for evaluation"):
+        pretrain_encoders(model, seed=1000, steps=1)
