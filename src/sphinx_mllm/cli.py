@@ -419,7 +419,7 @@ def cmd_toy_generate(args) -> int:
     from .toy.dataset import generate_world
 
     try:
-        manifest = generate_world(args.seed, args.n, args.out)
+        manifest = generate_world(args.seed, args.n, args.out, max_things=args.max_objects)
     except ValueError as err:
         raise SystemExit(f"error: {err}")
     print(json.dumps(manifest))
@@ -478,6 +478,8 @@ def add_toy_commands(sub) -> None:
                      help=f"world seed; seeds >= {HELD_OUT_START} are held out for evaluation")
     gen.add_argument("--n", type=int, required=True, help="number of pictures")
     gen.add_argument("--out", required=True, help="output folder")
+    gen.add_argument("--max-objects", type=int, default=5,
+                     help="at most this many shapes per scene (1 for a curriculum world)")
     gen.set_defaults(func=cmd_toy_generate)
 
     tok = toy_sub.add_parser("tokenizer", help="train a SentencePiece tokenizer on a world's text")

@@ -40,6 +40,13 @@ def test_vocabulary_is_covered():
     assert all(len(person.keypoints) == 17 for p in people for person in p.people)
 
 
+def test_curriculum_worlds_cap_the_shapes():
+    counts = {len(sample_picture(0, i, max_things=1).things) for i in range(100)}
+    assert counts == {0, 1}  # 0: pages and people
+    with pytest.raises(ValueError):
+        sample_picture(0, 0, max_things=6)
+
+
 def test_objects_do_not_overlap_and_stay_inside():
     for i in range(200):
         p = sample_picture(3, i)

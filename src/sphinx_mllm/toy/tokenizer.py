@@ -23,6 +23,7 @@ from ..conversation import SYSTEM, render
 from ..data import read_samples
 from ..tokenizer import Tokenizer
 from .dataset import world_sources
+from .seeds import check_training_world
 
 GROUNDING_TAGS = ["<p>", "</p>"]
 """Always one piece each: they open and close every phrase of a detection or pose answer."""
@@ -43,8 +44,9 @@ def train_tokenizer(world: str | Path, out: str | Path, vocab_size: int = DEFAUL
     """Train on :func:`world_corpus` and write ``out`` (a ``.model`` file); return it loaded.
 
     ``vocab_size`` is an upper bound (a small world may support fewer pieces) and may not exceed
-    the toy presets' embedding rows (``TOY_VOCAB``).
+    the toy presets' embedding rows (``TOY_VOCAB``). A held-out world is refused.
     """
+    check_training_world(world)
     if not 64 <= vocab_size <= TOY_VOCAB:
         raise ValueError(f"vocab_size must be in [64, {TOY_VOCAB}], got {vocab_size}")
     model = io.BytesIO()

@@ -101,8 +101,14 @@ def picture_rng(seed: int, index: int) -> random.Random:
     return random.Random(f"toy-world:{seed}:{index}")
 
 
-def sample_picture(seed: int, index: int) -> Picture:
-    """The ground truth of picture ``index`` of world ``seed`` (no pixels; see ``render``)."""
+def sample_picture(seed: int, index: int, max_things: int = MAX_THINGS) -> Picture:
+    """The ground truth of picture ``index`` of world ``seed`` (no pixels; see ``render``).
+
+    ``max_things`` < 5 draws scenes of at most that many shapes (a curriculum world, e.g. one
+    object per scene first); it changes the world, so it is part of the world's identity.
+    """
+    if not 1 <= max_things <= MAX_THINGS:
+        raise ValueError(f"max_things must be in [1, {MAX_THINGS}], got {max_things}")
     rng = picture_rng(seed, index)
     kind = rng.choices(KINDS, KIND_WEIGHTS)[0]
     if kind == "page":
@@ -113,7 +119,7 @@ def sample_picture(seed: int, index: int) -> Picture:
     base = rng.randint(175, 225)
     rgb = tuple(min(255, base + rng.randint(-12, 12)) for _ in range(3))
     if kind == "scene":
-        return Picture(seed, index, kind, *SCENE_SIZE, background, rgb, things=_sample_things(rng))
+        return Picture(seed, index, kind, *SCENE_SIZE, background, rgb, things=_sample_things(rng, max_things))
     return Picture(seed, index, kind, *SCENE_SIZE, background, rgb, people=_sample_people(rng))
 
 
@@ -125,9 +131,9 @@ def _overlaps(box: Box, others: list[Box], gap: float) -> bool:
                and o.y1 < box.y2 + gap for o in others)
 
 
-def _sample_things(rng: random.Random) -> tuple[Thing, ...]:
+def _sample_things(rng: random.Random, max_things: int) -> tuple[Thing, ...]:
     width, height = SCENE_SIZE
-    wanted = rng.randint(1, MAX_THINGS)
+    wanted = rng.randint(1, max_things)
     things: list[Thing] = []
     for _ in range(200):  # rejection sampling of non-overlapping positions
         if len(things) == wanted:
