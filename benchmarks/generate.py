@@ -1,28 +1,39 @@
-"""Generation speed: our static-KV-cache decode vs a no-cache baseline (full forward per token).
+"""Generation speed: our engine vs HF transformers' LlavaForConditionalGeneration, in one process.
 
-Prints time to first token (TTFT), decode tokens/s and peak memory for one image + a text prompt,
-then the speed-up over the baseline measured in the same run.
+Both models get random weights and the same LLM shape (dim, layers, heads, KV heads, FFN width,
+vocabulary), the same number of visual tokens in the prompt and the same prompt length; both
+decode greedily without stopping. HF's LLaVA sees its visual tokens from one small CLIP tower (a
+LLaVA image is a square grid of patches, so the count is made up from several images when the
+preset's count is not a square); ours from the preset's encoders. Decode speed compares the
+LLMs; TTFT includes each side's own vision towers.
 
-    python benchmarks/generate.py --preset toy-1k                      # CPU, seconds
+Reported: time to first token (TTFT), decode tokens/s over all rows after the first token, peak
+memory, and ours / HF ratios. ``--compare hf`` is HF's default (dynamic) cache, ``hf-static`` its
+static cache (``cache_implementation="static"``; HF compiles that step only on GPUs by default).
+
+    python benchmarks/generate.py --preset toy-1k --compare hf
+    python benchmarks/generate.py --preset sphinx-tiny --text-only --compare hf --new-tokens 16
+    python benchmarks/generate.py --preset sphinx-tiny --text-only --quantize int8 --compare hf
     python benchmarks/generate.py --preset sphinx-1k --device cuda --dtype bfloat16 \\
-        --prompt-tokens 40 --new-tokens 128                            # GPU, random weights
+        --compile --compare hf,hf-static --new-tokens 128 --json
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
+import math
+import platform
 import resource
 import time
 
 import torch
 
 from sphinx_mllm import build
-from sphinx_mllm.constants import DTYPES
-from sphinx_mllm.constants import IMAGE_PLACEHOLDER_ID
+from sphinx_mllm.constants import DTYPES, IMAGE_PLACEHOLDER_ID
 from sphinx_mllm.inference.engine import Engine
-from sphinx_mllm.inference.generate import SamplingParams
-
-
+from sphinx_mllm.inference.sampling import SamplingParams
 
 
 def sync(device: torch.device) -> None:
@@ -30,75 +41,287 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def cached_run(model, prompt, image, new_tokens, device):
-    """(ttft seconds, decode tokens/s) with the static KV cache."""
+def peak_gb(device: torch.device) -> float:
+    """Peak GPU memory allocated, or on CPU the process's peak RSS (a high-water mark)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+# --- ours ----------------------------------------------------------------------------------------
+
+
+def build_ours(args, dtype):
+    model = build(args.preset, device=args.device, dtype=dtype)
+    if args.quantize:
+        from sphinx_mllm.model.quantize import quantize_llm
+
+        quantize_llm(model, args.quantize)
+    return model
+
+
+def our_prompts(model, args, gen: torch.Generator):
+    cfg = model.cfg
+    visual = 0 if args.text_only else cfg.image_tokens
+    prompts = [[1] + [IMAGE_PLACEHOLDER_ID] * visual
+               + torch.randint(3, cfg.llm.vocab_size, (args.prompt_tokens,), generator=gen).tolist()
+               for _ in range(args.batch)]
+    images = [None if args.text_only else
+              torch.randn(1, 3, cfg.image_size, cfg.image_size, generator=gen).to(args.device, model.dtype)
+              for _ in range(args.batch)]
+    return prompts, images
+
+
+def run_ours(engine: Engine, prompts, images, new_tokens: int, device) -> tuple[float, float]:
+    """(TTFT s: until every row has its first token, decode tokens/s over all rows after it)."""
     params = SamplingParams(max_new_tokens=new_tokens)
     sync(device)
     start = time.perf_counter()
-    first = None
-    n = 0
-    engine = Engine(model, max_batch=1, max_seq_len=len(prompt) + new_tokens, prefix_cache=0)
-    for _ in engine.submit(prompt, image, params):
-        n += 1
-        if first is None:
-            sync(device)
-            first = time.perf_counter()
+    seqs = [engine.submit(p, im, params) for p, im in zip(prompts, images)]
+    for seq in seqs:
+        next(seq)
+    first = time.perf_counter()
+    for seq in seqs:
+        seq.result()
     sync(device)
     end = time.perf_counter()
-    return first - start, (n - 1) / (end - first)
+    return first - start, len(seqs) * (new_tokens - 1) / (end - first)
 
 
-@torch.inference_mode()
-def uncached_run(model, prompt, image, new_tokens, device):
-    """Baseline: re-run the whole sequence (image included) for every new token."""
-    ids = torch.tensor([prompt], device=device)
+def setup_ours(args, dtype, device):
+    """Our model and engine, warmed up; returns (run() -> (ttft s, tok/s), facts)."""
+    torch.manual_seed(0)
+    model = build_ours(args, dtype)
+    prompts, images = our_prompts(model, args, torch.Generator().manual_seed(1))
+    engine = Engine(model, max_batch=args.batch, compile=args.compile, prefix_cache=0,
+                    max_seq_len=len(prompts[0]) + args.new_tokens)
+    run_ours(engine, prompts, images, min(args.new_tokens, 8), device)  # warm-up (and compile)
+    facts = {"prompt_tokens": len(prompts[0]),
+             "visual_tokens": 0 if args.text_only else model.cfg.image_tokens,
+             "llm_weight_bytes": llm_weight_bytes(model)}
+    return (lambda: run_ours(engine, prompts, images, args.new_tokens, device)), facts
+
+
+def llm_weight_bytes(model) -> int:
+    """Bytes of LLM weights a decode step reads (quantized storage counted as stored)."""
+    total = 0
+    for t in list(model.llm.parameters()) + list(model.llm.buffers()):
+        inner = [getattr(t, name) for name in getattr(t, "__tensor_flatten__", lambda: ([], None))()[0]]
+        total += sum(x.numel() * x.element_size() for x in (inner or [t]))
+    return total - model.llm.rope.numel() * model.llm.rope.element_size()
+
+
+# --- HF transformers LLaVA -----------------------------------------------------------------------
+
+
+def hf_image_layout(image_tokens: int) -> tuple[int, int, str]:
+    """(images, patch grid side, select strategy) giving exactly ``image_tokens`` LLaVA tokens
+    with the fewest images: "default" drops CLS (g*g per image), "full" keeps it (1 + g*g)."""
+    best = None
+    for g in range(1, int(math.isqrt(image_tokens)) + 1):
+        for per, strategy in ((g * g, "default"), (1 + g * g, "full")):
+            if image_tokens % per == 0 and (best is None or image_tokens // per < best[0]):
+                best = (image_tokens // per, g, strategy)
+    return best
+
+
+def build_hf(cfg, args, dtype, image_tokens: int):
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    llm = cfg.llm
+    n_images, grid, strategy = hf_image_layout(image_tokens) if image_tokens else (0, 1, "default")
+    patch = 14
+    vision = CLIPVisionConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2,
+                              num_attention_heads=2, image_size=grid * patch, patch_size=patch)
+    if cfg.clip is not None and not cfg.name.startswith("toy"):  # real size: a CLIP-L like tower
+        vision = CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
+                                  num_attention_heads=16, image_size=grid * patch, patch_size=patch)
+    text = LlamaConfig(vocab_size=llm.vocab_size + 1, hidden_size=llm.dim,
+                       intermediate_size=llm.hidden_dim, num_hidden_layers=llm.n_layers,
+                       num_attention_heads=llm.n_heads, num_key_value_heads=llm.n_kv_heads,
+                       rms_norm_eps=llm.norm_eps, rope_theta=llm.rope_theta,
+                       max_position_embeddings=llm.max_seq_len, tie_word_embeddings=False)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=llm.vocab_size,
+                         image_seq_length=image_tokens // max(n_images, 1),
+                         vision_feature_select_strategy=strategy, vision_feature_layer=-2)
+    with torch.device(args.device):
+        model = LlavaForConditionalGeneration(config).to(dtype).eval()
+    return model, n_images, grid * patch
+
+
+class _Clock:
+    """A generation streamer that notes when the first new token arrives."""
+
+    def __init__(self):
+        self.calls = 0
+        self.first = None
+
+    def put(self, value):
+        self.calls += 1
+        if self.calls == 2:  # the first put is the prompt
+            self.first = time.perf_counter()
+
+    def end(self):
+        pass
+
+
+def run_hf(model, inputs, new_tokens, static: bool, device) -> tuple[float, float]:
+    clock = _Clock()
+    kwargs = {"cache_implementation": "static"} if static else {}
     sync(device)
     start = time.perf_counter()
-    first = None
-    for i in range(new_tokens):
-        nxt = model(ids, image)[:, -1].argmax(-1, keepdim=True)
-        ids = torch.cat([ids, nxt], dim=1)
-        if first is None:
-            sync(device)
-            first = time.perf_counter()
+    with torch.inference_mode():
+        out = model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                             do_sample=False, streamer=clock, pad_token_id=0, **kwargs)
     sync(device)
-    return first - start, (new_tokens - 1) / (time.perf_counter() - first)
+    end = time.perf_counter()
+    batch, made = out.shape[0], out.shape[1] - inputs["input_ids"].shape[1]
+    assert made == new_tokens, (made, new_tokens)
+    return clock.first - start, batch * (new_tokens - 1) / (end - clock.first)
+
+
+def setup_hf(cfg, args, dtype, device, image_tokens: int, prompt_tokens: int, static: bool):
+    """HF's model and inputs, warmed up; returns (run() -> (ttft s, tok/s), facts)."""
+    torch.manual_seed(0)
+    model, n_images, side = build_hf(cfg, args, dtype, image_tokens)
+    gen = torch.Generator().manual_seed(1)
+    text = torch.randint(3, cfg.llm.vocab_size, (args.batch, prompt_tokens - 1 - image_tokens),
+                         generator=gen)
+    ids = torch.cat([torch.ones(args.batch, 1, dtype=torch.long),
+                     torch.full((args.batch, image_tokens), cfg.llm.vocab_size), text], dim=1)
+    inputs = {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device)}
+    if n_images:
+        inputs["pixel_values"] = torch.randn(args.batch * n_images, 3, side, side,
+                                             generator=gen).to(device, dtype)
+    run_hf(model, inputs, min(args.new_tokens, 8), static, device)  # warm-up
+    return (lambda: run_hf(model, inputs, args.new_tokens, static, device)), {"images": n_images}
+
+
+def measure(name: str, setup, device, repeats: int) -> dict:
+    """Set one side up alone, time it ``repeats`` times (best kept), free it."""
+    reset_peak(device)
+    run, facts = setup()
+    runs = [run() for _ in range(repeats)]
+    out = {f"{name}_ttft_ms": 1e3 * min(r[0] for r in runs),
+           f"{name}_decode_tok_s": max(r[1] for r in runs),
+           f"{name}_peak_mem_gb": peak_gb(device)}
+    out.update({(k if name == "ours" else f"{name}_{k}"): v for k, v in facts.items()})
+    del run
+    gc.collect()
+    return out
+
+
+# --- GPU roofline ---------------------------------------------------------------------------------
+
+
+def read_bandwidth(device: torch.device) -> float:
+    """Measured device read bandwidth in bytes/s (a large sum, best of several)."""
+    x = torch.empty(2**28, dtype=torch.float32, device=device).uniform_()  # 1 GiB
+    best = float("inf")
+    for _ in range(10):
+        sync(device)
+        t = time.perf_counter()
+        x.sum()
+        sync(device)
+        best = min(best, time.perf_counter() - t)
+    return x.numel() * x.element_size() / best
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="toy-1k")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--prompt-tokens", type=int, default=40, help="text tokens after the image")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
-    ap.add_argument("--prompt-tokens", type=int, default=40)
-    ap.add_argument("--new-tokens", type=int, default=32)
-    ap.add_argument("--baseline-tokens", type=int, default=None,
-                    help="new tokens for the no-cache baseline (default: same)")
+    ap.add_argument("--hf-dtype", choices=sorted(DTYPES), default=None,
+                    help="HF's dtype (default: --dtype), e.g. float32 against our int8")
+    ap.add_argument("--quantize", choices=["int8", "int4"], default=None, help="our LLM's linears")
+    ap.add_argument("--compile", action="store_true", help="compile our decode step")
+    ap.add_argument("--text-only", action="store_true", help="no image: text prompts only")
+    ap.add_argument("--compare", default="hf", help="comma list of hf, hf-static, none")
+    ap.add_argument("--repeats", type=int, default=2, help="timed runs per side and round")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds alternating the sides (best kept)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
     args = ap.parse_args()
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    model = build(args.preset, device=device, dtype=DTYPES[args.dtype])
-    cfg = model.cfg
-    vocab = cfg.llm.vocab_size
-    prompt = [1] + [IMAGE_PLACEHOLDER_ID] * cfg.image_tokens + \
-        torch.randint(3, vocab, (args.prompt_tokens,)).tolist()
-    image = torch.randn(1, 3, cfg.image_size, cfg.image_size, device=device, dtype=DTYPES[args.dtype])
-    cached_run(model, prompt, image, 4, device)  # warm-up
+    dtype, hf_dtype = DTYPES[args.dtype], DTYPES[args.hf_dtype or args.dtype]
+    compare = [c for c in args.compare.split(",") if c and c != "none"]
+
+    result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else
+              f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+              "preset": args.preset, "batch": args.batch, "new_tokens": args.new_tokens,
+              "dtype": args.dtype, "hf_dtype": args.hf_dtype or args.dtype,
+              "quantize": args.quantize, "compile": args.compile, "text_only": args.text_only,
+              "torch": torch.__version__}
+    # Each side runs alone (one model in memory at a time), in rounds that alternate the sides,
+    # so that a burst of load from other processes does not fall on one side only.
+    cfg = build(args.preset, device="meta").cfg
+    for _ in range(args.rounds):
+        ours = measure("ours", lambda: setup_ours(args, dtype, device), device, args.repeats)
+        keep_best(result, ours)
+        for kind in compare:
+            key = kind.replace("-", "_")
+            keep_best(result, measure(key, lambda: setup_hf(
+                cfg, args, hf_dtype, device, ours["visual_tokens"], ours["prompt_tokens"],
+                static=kind == "hf-static"), device, args.repeats))
+    if "hf_decode_tok_s" in result:
+        result["decode_ratio"] = result["ours_decode_tok_s"] / result["hf_decode_tok_s"]
+        result["ttft_ratio"] = result["ours_ttft_ms"] / result["hf_ttft_ms"]
+    if "hf_static_decode_tok_s" in result:
+        result["decode_ratio_static"] = result["ours_decode_tok_s"] / result["hf_static_decode_tok_s"]
+        result["ttft_ratio_static"] = result["ours_ttft_ms"] / result["hf_static_ttft_ms"]
     if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    ttft, tps = cached_run(model, prompt, image, args.new_tokens, device)
-    if device.type == "cuda":
-        peak = f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
-    else:
-        peak = f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
-    base_n = args.baseline_tokens or args.new_tokens
-    b_ttft, b_tps = uncached_run(model, prompt, image, base_n, device)
-    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    print(f"{cfg.name} on {name}, {args.dtype}: {len(prompt)} prompt tokens "
-          f"({cfg.image_tokens} visual), {args.new_tokens} new tokens")
-    print(f"  KV cache : TTFT {ttft * 1e3:8.1f} ms   decode {tps:8.1f} tok/s   {peak}")
-    print(f"  no cache : TTFT {b_ttft * 1e3:8.1f} ms   decode {b_tps:8.1f} tok/s   ({base_n} tokens)")
-    print(f"  decode speed-up over the no-cache baseline: {tps / b_tps:.1f}x")
+        bandwidth = read_bandwidth(device)
+        result["read_bandwidth_gb_s"] = bandwidth / 1e9
+        result["roofline_tok_s"] = args.batch * bandwidth / result["llm_weight_bytes"]
+        result["roofline_fraction"] = result["ours_decode_tok_s"] / result["roofline_tok_s"]
+    import transformers
+
+    result["transformers"] = transformers.__version__
+    print_table(result, compare)
+    if args.json:
+        print(json.dumps(result))
+
+
+def keep_best(result: dict, new: dict) -> None:
+    """Merge a round's numbers: the best TTFT and decode speed. Peak memory: the first round's
+    (on a CPU peak RSS is a process high-water mark, so later rounds carry the other side's)."""
+    for key, value in new.items():
+        if key not in result:
+            result[key] = value
+        elif key.endswith(("_ttft_ms", "_peak_mem_gb")):
+            result[key] = min(result[key], value)
+        elif key.endswith("_decode_tok_s"):
+            result[key] = max(result[key], value)
+
+
+def print_table(r: dict, compare: list[str]) -> None:
+    what = "text only" if r["text_only"] else f"{r['visual_tokens']} visual"
+    print(f"{r['preset']} on {r['device']}, ours {r['dtype']}"
+          f"{' ' + r['quantize'] if r['quantize'] else ''}{' compiled' if r['compile'] else ''}, "
+          f"batch {r['batch']}, {r['prompt_tokens']} prompt tokens ({what}), "
+          f"{r['new_tokens']} new tokens; torch {r['torch']}, transformers {r['transformers']}")
+    print(f"  {'':10s} {'TTFT ms':>10s} {'decode tok/s':>13s} {'peak GiB':>9s}")
+    rows = [("ours", "ours")] + [(c, c.replace("-", "_")) for c in compare]
+    for name, key in rows:
+        print(f"  {name:10s} {r[key + '_ttft_ms']:10.1f} {r[key + '_decode_tok_s']:13.1f} "
+              f"{r[key + '_peak_mem_gb']:9.2f}")
+    if "decode_ratio" in r:
+        print(f"  ours / hf ({r['hf_dtype']}): decode {r['decode_ratio']:.2f}x, TTFT {r['ttft_ratio']:.2f}x")
+    if "decode_ratio_static" in r:
+        print(f"  ours / hf-static: decode {r['decode_ratio_static']:.2f}x, "
+              f"TTFT {r['ttft_ratio_static']:.2f}x")
+    if "roofline_tok_s" in r:
+        print(f"  roofline {r['roofline_tok_s']:.1f} tok/s ({r['read_bandwidth_gb_s']:.0f} GB/s read), "
+              f"ours at {100 * r['roofline_fraction']:.0f}%")
 
 
 if __name__ == "__main__":

@@ -398,14 +398,15 @@ class Engine:
         if not seqs:
             return
         rows = self.max_batch if self.compiled else seqs[-1].slot + 1
-        tokens = torch.zeros(rows, dtype=torch.long)  # idle rows decode token 0 at position 0
-        pos = torch.zeros(rows, dtype=torch.long)
+        tokens, pos = [0] * rows, [0] * rows  # idle rows decode token 0 at position 0
         for seq in seqs:
             tokens[seq.slot], pos[seq.slot] = seq.tokens[-1], seq.pos
         device = self.model.device
-        span = self._span(max(seq.pos for seq in seqs) + 1)
-        logits = self._decode(tokens.to(device), pos.to(device), span)
-        picked = self._pick(logits[[seq.slot for seq in seqs]], seqs)
+        logits = self._decode(torch.tensor(tokens, device=device), torch.tensor(pos, device=device),
+                              self._span(max(pos) + 1))
+        if rows != len(seqs):
+            logits = logits[[seq.slot for seq in seqs]]
+        picked = self._pick(logits, seqs)
         self.stats["decode_steps"] += 1
         for seq, token in zip(seqs, picked):
             seq.pos += 1

@@ -234,12 +234,23 @@ class Pipeline:
             gen.close()
 
 
+def _pipeline(model: SphinxModel, tokenizer: Path, quantize: str | None,
+              engine_options: dict) -> Pipeline:
+    if quantize:
+        from ..model.quantize import quantize_llm
+
+        quantize_llm(model, quantize)
+    return Pipeline(model, Tokenizer.from_file(tokenizer), **engine_options)
+
+
 def load(path_or_preset: str | Path, device: str | torch.device | None = None,
          dtype: torch.dtype | None = None, preset: str | None = None,
-         **engine_options) -> Pipeline:
+         quantize: str | None = None, **engine_options) -> Pipeline:
     """A chat pipeline from a checkpoint directory (ours or a released SPHINX one), or a preset
     name with random weights. Defaults: CUDA in bf16 when available, else CPU in the stored dtype.
-    ``engine_options`` go to :class:`Engine` (``max_batch``, ``compile``, ...).
+    ``quantize`` ("int8" / "int4") quantizes the LLM's linear weights only
+    (:func:`~sphinx_mllm.model.quantize.quantize_llm`); ``engine_options`` go to :class:`Engine`
+    (``max_batch``, ``max_seq_len``, ``compile``, ``prefix_cache``).
 
     Presets use the bundled toy tokenizer; for the real-size presets that only makes sense for
     benchmarks (random weights, ids beyond the toy vocabulary decode to nothing). ``preset``
@@ -255,14 +266,14 @@ def load(path_or_preset: str | Path, device: str | torch.device | None = None,
         if not name.startswith("toy"):
             warnings.warn(f"{name}: random weights with the toy tokenizer (benchmarking only)")
         model = build(name, device=device, dtype=dtype)
-        return Pipeline(model, Tokenizer.from_file(bundled_tokenizer_path()), **engine_options)
+        return _pipeline(model, bundled_tokenizer_path(), quantize, engine_options)
     path = Path(path_or_preset)
     if ours.is_checkpoint_dir(path):
         model = ours.load(path, device=device, dtype=dtype)
-        return Pipeline(model, Tokenizer.from_file(path / ours.TOKENIZER), **engine_options)
+        return _pipeline(model, path / ours.TOKENIZER, quantize, engine_options)
     if path.is_dir() and official.is_released_dir(path):
         model = official.load(path, device=device, dtype=dtype, preset=preset)
-        return Pipeline(model, Tokenizer.from_file(path / "tokenizer.model"), **engine_options)
+        return _pipeline(model, path / "tokenizer.model", quantize, engine_options)
     raise FileNotFoundError(
         f"{path_or_preset!r} is neither a preset ({', '.join(PRESET_NAMES)}) nor a checkpoint "
         f"directory (ours: {ours.CONFIG} + {ours.INDEX}; released: meta.json + "
