@@ -63,7 +63,8 @@ def _load_pipeline(args):
     if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda, but torch sees no CUDA device")
     try:
-        return load(args.model, device=args.device, dtype=DTYPES[args.dtype] if args.dtype else None)
+        return load(args.model, device=args.device, dtype=DTYPES[args.dtype] if args.dtype else None,
+                    quantize=getattr(args, "quantize", None))
     except (FileNotFoundError, KeyError, ValueError) as err:
         raise SystemExit(f"error: {err}")
 
@@ -396,6 +397,8 @@ def add_eval_commands(sub) -> None:
                     help="default: the benchmark's budget (spec 11.1)")
     ev.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     ev.add_argument("--dtype", choices=sorted(DTYPES), default=None)
+    ev.add_argument("--quantize", choices=["int8", "int4"], default=None,
+                    help="weight-only quantization of the LLM's linear layers")
     ev.set_defaults(func=cmd_eval)
 
     score = sub.add_parser("score", help="score an answers JSONL file of any model")
@@ -538,6 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     chat.add_argument("--dtype", choices=sorted(DTYPES), default=None,
                       help="default: bfloat16 on GPU, as stored on CPU")
+    chat.add_argument("--quantize", choices=["int8", "int4"], default=None,
+                      help="weight-only quantization of the LLM's linear layers (int8 on CPU: "
+                      "use --dtype bfloat16; int4 needs torchao and CUDA)")
     chat.set_defaults(func=cmd_chat)
 
     data = sub.add_parser("data", help="dataset conversion and mixture statistics")
