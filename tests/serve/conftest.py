@@ -12,3 +12,20 @@ from .helpers import MODEL
 def pipe():
     torch.manual_seed(0)
     return sphinx_mllm.load(MODEL, max_batch=16)
+
+
+@pytest.fixture(scope="session")
+def slow_pipe():
+    """The toy preset with a 16-layer decoder (about 7 ms a token here, 50x the toy's): long
+    enough answers to be caught in flight by the queue and disconnect tests."""
+    from dataclasses import replace
+
+    from sphinx_mllm.config import SphinxConfig
+    from sphinx_mllm.inference.pipeline import Pipeline, bundled_tokenizer_path
+    from sphinx_mllm.model import build
+    from sphinx_mllm.tokenizer import Tokenizer
+
+    cfg = SphinxConfig.from_name(MODEL)
+    torch.manual_seed(0)
+    model = build(replace(cfg, llm=replace(cfg.llm, n_layers=16)))
+    return Pipeline(model, Tokenizer.from_file(bundled_tokenizer_path()), max_batch=4)

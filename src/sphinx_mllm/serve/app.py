@@ -114,7 +114,7 @@ def create_app(pipeline, config: ServeConfig = ServeConfig()) -> FastAPI:
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "model": config.model_name, "in_flight": admission.in_flight,
-                "capacity": admission.capacity}
+                "capacity": admission.capacity, "busy_slots": pipeline.engine.busy_slots}
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict:
@@ -297,7 +297,7 @@ def create_app(pipeline, config: ServeConfig = ServeConfig()) -> FastAPI:
             watcher.cancel()
             cancelled.set()
             release()
-            tokens = usage(results)["completion_tokens"] if results else 0
+            tokens = sum(len(g.tokens) for g in gens)  # also those of cancelled choices
             log.info("%s %s n=%d stream=%s prompt_tokens=%d completion_tokens=%d %.3fs",
                      request_id, outcome, req.n, req.stream, len(prompt.ids), tokens,
                      time.perf_counter() - t0)

@@ -36,8 +36,8 @@ class MediaPolicy:
     limits: ImageLimits = ImageLimits()
 
 
-def _host_key(url) -> tuple[str, str]:
-    host = (url.hostname or "").lower()
+def _host_key(url: httpx.URL) -> tuple[str, str]:
+    host = url.host.lower()
     default = 443 if url.scheme == "https" else 80
     return host, f"{host}:{url.port or default}"
 
@@ -99,7 +99,10 @@ class MediaFetcher:
         timeout = httpx.Timeout(self.policy.timeout_s)
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False,
                                      trust_env=False) as client:
-            current = httpx.URL(url)
+            try:
+                current = httpx.URL(url)
+            except httpx.InvalidURL:
+                raise APIError(400, "malformed image URL", param, "invalid_image_url") from None
             for hop in range(MAX_REDIRECTS + 1):
                 if not self._allowed(current):
                     raise APIError(403, f"host {current.host!r} is not on the remote media "
