@@ -1,19 +1,27 @@
-"""Parity with the original SPHINX code on real-size encoders (parity-harness artifacts).
+"""Parity with the original SPHINX code on real-size encoders, for every released variant.
 
-Needs the artifacts written by shared/reference/parity-harness (26 GiB, about 14 GB of RAM per
-variant): set SPHINX_MLLM_REFDATA to their folder. Skipped when they are absent.
+Needs the artifacts written by shared/reference/parity-harness (57 GiB; one variant at a time takes
+up to 14 GB of RAM and minutes on 2 cores): set SPHINX_MLLM_REFDATA to their folder. Each variant
+runs every dtype its artifacts hold, through scripts/parity_check.py, and must meet the bounds of
+``parity_check.failures`` (fp32 logits <= 1e-4 and identical greedy tokens, bit-identical tower
+inputs, encoders <= 1e-4; bf16 logits <= 5e-2 and identical tokens or a flip explained by noise).
+With SPHINX_MLLM_PARITY_REPORTS set, each variant's JSON report is written into that folder.
 """
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 REFDATA = Path(os.environ.get("SPHINX_MLLM_REFDATA", "/nonexistent"))
+REPORTS = os.environ.get("SPHINX_MLLM_PARITY_REPORTS")
+VARIANTS = ["llama_ens", "llama_ens5", "llama_ens10", "llama_ens_light", "llama_ens5_light"]
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (REFDATA / "manifest.json").is_file(),
-                                 reason="parity-harness artifacts absent (set SPHINX_MLLM_REFDATA)")]
+              pytest.mark.skipif(not (REFDATA / "tokenizer").is_dir(),
+                                 reason="parity-harness artifacts absent: set SPHINX_MLLM_REFDATA "
+                                        "to the folder make_reference.py wrote")]
 
 
 def checker():
@@ -24,20 +32,15 @@ def checker():
     return module
 
 
-@pytest.mark.parametrize("variant", ["llama_ens", "llama_ens5"])
-def test_logits_tokens_and_encoders_match_the_original(variant):
-    report = checker().check(REFDATA, variant)
-    assert report["prompt_equal"] and report["token_ids_equal"]
-    assert report["preprocess_image_max_abs"] <= 1e-5
-    encoders = report["encoders_fp32"]
-    # The reference's CLIP ran with attention over the batch axis (open_clip 3 + SPHINX's
-    # sequence-first permute); ours attends over tokens. Emulating that, everything matches.
-    assert encoders["clip_tokens_attention_over_batch_axis"] <= 1e-4
-    assert all(encoders[k] <= 1e-4 for k in ("dinov2_tokens", "convnext_tokens",
-                                               "qformer_last_hidden_state", "qformer_proj_out",
-                                               "visual_proj_out"))
-    assert report["logits_fp32_max_abs"] <= 1e-4
-    assert report["gen_tokens_fp32_equal"]
-    assert report["gen_step_logits_fp32_max_abs"] <= 1e-4
-    if "logits_bf16_max_abs" in report:
-        assert report["logits_bf16_max_abs"] <= 5e-2
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variant_matches_the_original(variant):
+    if not (REFDATA / variant / "outputs" / "logits_fp32.npy").is_file():
+        pytest.skip(f"{REFDATA / variant} has no finished artifacts (run its harness stage)")
+    module = checker()
+    assert set(module.VARIANTS) == set(VARIANTS)
+    report = module.check(REFDATA, variant)
+    if REPORTS:
+        Path(REPORTS).mkdir(parents=True, exist_ok=True)
+        (Path(REPORTS) / f"{variant}.json").write_text(json.dumps(report, indent=2) + "\n")
+    assert "fp32" in report["runs"]
+    assert report["failures"] == [], json.dumps(report, indent=2)
