@@ -66,9 +66,12 @@ def synthetic_caption(picture: Picture) -> str:
                                                                 "figure") if counts[c]]
         return f"A document page with {_join(parts)}."
     people = picture.people
+    if len(people) == 1:
+        p = people[0]
+        return (f"One stick figure on a {picture.background} background, with arms {p.arms} at "
+                f"the {position_word(p.box, w, h)}.")
     parts = [f"one with arms {p.arms} at the {position_word(p.box, w, h)}" for p in people]
-    noun = "stick figure" if len(people) == 1 else "stick figures"
-    return (f"{NUMBER_WORDS[len(people)].capitalize()} {noun} on a {picture.background} "
+    return (f"{NUMBER_WORDS[len(people)].capitalize()} stick figures on a {picture.background} "
             f"background, {_join(parts)}.")
 
 
