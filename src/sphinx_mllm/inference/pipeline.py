@@ -256,7 +256,7 @@ def load(path_or_preset: str | Path, device: str | torch.device | None = None,
     benchmarks (random weights, ids beyond the toy vocabulary decode to nothing). ``preset``
     overrides the variant a released checkpoint's ``meta.json`` names.
     """
-    from ..checkpoint import official, ours
+    from .. import checkpoint
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None and device.type == "cuda":
@@ -267,17 +267,14 @@ def load(path_or_preset: str | Path, device: str | torch.device | None = None,
             warnings.warn(f"{name}: random weights with the toy tokenizer (benchmarking only)")
         model = build(name, device=device, dtype=dtype)
         return _pipeline(model, bundled_tokenizer_path(), quantize, engine_options)
-    path = Path(path_or_preset)
-    if ours.is_checkpoint_dir(path):
-        model = ours.load(path, device=device, dtype=dtype)
-        return _pipeline(model, path / ours.TOKENIZER, quantize, engine_options)
-    if path.is_dir() and official.is_released_dir(path):
-        model = official.load(path, device=device, dtype=dtype, preset=preset)
-        return _pipeline(model, path / "tokenizer.model", quantize, engine_options)
-    raise FileNotFoundError(
-        f"{path_or_preset!r} is neither a preset ({', '.join(PRESET_NAMES)}) nor a checkpoint "
-        f"directory (ours: {ours.CONFIG} + {ours.INDEX}; released: meta.json + "
-        f"consolidated.XX-of-YY.model.pth)")
+    if not checkpoint.is_checkpoint(path_or_preset):
+        raise FileNotFoundError(f"{str(path_or_preset)!r} is neither a preset "
+                                f"({', '.join(PRESET_NAMES)}) nor a checkpoint directory "
+                                "(ours: config.json + model.safetensors.index.json; released: "
+                                "meta.json + consolidated.XX-of-YY.model.pth)")
+    source = checkpoint.open(path_or_preset, preset=preset)
+    model = checkpoint.load(path_or_preset, device=device, dtype=dtype, preset=preset)
+    return _pipeline(model, source.tokenizer_path, quantize, engine_options)
 
 
 __all__ = ["Answer", "Generation", "Pipeline", "Prompt", "SamplingParams", "load"]
