@@ -21,11 +21,17 @@ def create_app(pipeline, config: ServeConfig | None = None):
 
 def serve(pipeline, config: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
           log_level: str = "info") -> None:
-    """Run the app with uvicorn until interrupted."""
-    import uvicorn
+    """Run the app with uvicorn until interrupted; our request log goes where uvicorn's goes."""
+    import copy
 
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    logging_config = copy.deepcopy(LOGGING_CONFIG)
+    logging_config["loggers"]["sphinx_mllm"] = {"handlers": ["default"],
+                                                "level": log_level.upper(), "propagate": False}
     uvicorn.run(create_app(pipeline, config), host=host, port=port, log_level=log_level,
-                timeout_graceful_shutdown=5)
+                log_config=logging_config, timeout_graceful_shutdown=5)
 
 
 __all__ = ["DEFAULT_MODEL", "ServeConfig", "create_app", "serve"]
