@@ -28,13 +28,19 @@ def test_llama13b_ffn_width_is_derived():
     assert LLMConfig(dim=4096, n_layers=32, n_heads=32).hidden_dim == 11008
 
 
+# toy-world mirrors SPHINX-1k but keeps a native 4x4 ConvNeXt map: at 64-px views a repeated 2x2
+# map would give groups of identical tokens (docs/toy-world.md).
+TOY_FAMILY = {"toy-world": "sphinx-1k"}
+
+
 @pytest.mark.parametrize("name", [n for n in PRESET_NAMES if n.startswith("toy")])
 def test_toy_presets_keep_the_structure_of_their_family(name):
     cfg = SphinxConfig.from_name(name)
-    real = SphinxConfig.from_name("sphinx" + name[3:])
+    real = SphinxConfig.from_name(TOY_FAMILY.get(name, "sphinx" + name[3:]))
     assert cfg.encoder_kinds == real.encoder_kinds
     assert cfg.num_views == real.num_views
-    assert (cfg.convnext.upsample > 1) == (real.convnext.upsample > 1)
+    if name not in TOY_FAMILY:
+        assert (cfg.convnext.upsample > 1) == (real.convnext.upsample > 1)
 
 
 def test_file_round_trip(tmp_path):
