@@ -250,7 +250,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="timed runs per side and round")
     ap.add_argument("--rounds", type=int, default=2, help="rounds alternating the sides (best kept)")
     ap.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="intra-op CPU threads for every side (default: torch's)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     dtype, hf_dtype = DTYPES[args.dtype], DTYPES[args.hf_dtype or args.dtype]
     compare = [c for c in args.compare.split(",") if c and c != "none"]

@@ -55,6 +55,16 @@ def test_continuous_batching_with_joins_mid_flight_equals_one_by_one(sharp_model
     assert engine.busy_slots == 0
 
 
+def test_newcomers_share_one_prefill_and_decode_as_one_by_one(sharp_model, images):
+    cfg = sharp_model.cfg
+    prompts = [prompt(cfg, [5, 6]), prompt(cfg, [7, 8, 9, 10, 11, 12]), prompt(cfg, [13], False)]
+    engine = Engine(sharp_model, max_batch=3, prefix_cache=0)
+    got = generate(engine, prompts, images[:2], SamplingParams(max_new_tokens=8), lambda t: False)
+    assert engine.stats["prefills"] == 1  # three right-padded prompts, two images, one forward
+    assert got == [plain(sharp_model, p, im, 8)
+                   for p, im in zip(prompts, [images[0:1], images[1:2], None])]
+
+
 def test_prefix_reuse_gives_the_same_tokens_and_skips_the_image(sharp_model, images):
     cfg = sharp_model.cfg
     engine = Engine(sharp_model, max_batch=2, prefix_cache=2)

@@ -232,16 +232,25 @@ class Engine:
         Raises ValueError here, in the caller, when the prompt is empty, does not fit
         ``max_seq_len`` with ``max_new_tokens``, or disagrees with ``images``.
         """
+        return self.submit_many([prompt], [images], params, stop)[0]
+
+    def submit_many(self, prompts: Seq[Seq[int]], images: Seq[torch.Tensor | None],
+                    params: SamplingParams | None = None,
+                    stop: StopFn | None = None) -> list[Sequence]:
+        """Queue several sequences at once (so that they can share one prefill); see
+        :meth:`submit`. Nothing is queued when one of them fails the checks."""
         params = params or SamplingParams()
-        prompt = [int(t) for t in prompt]
-        self._check(prompt, images, params)
-        seq = Sequence(self, prompt, images, params, stop or _never)
+        seqs = []
+        for prompt, image in zip(prompts, images, strict=True):
+            prompt = [int(t) for t in prompt]
+            self._check(prompt, image, params)
+            seqs.append(Sequence(self, prompt, image, params, stop or _never))
         with self._lock:
-            self._waiting.append(seq)
+            self._waiting.extend(seqs)
             if self._worker is None:
                 self._worker = threading.Thread(target=self._run, name="sphinx-engine", daemon=True)
                 self._worker.start()
-        return seq
+        return seqs
 
     def clear_prefixes(self) -> None:
         """Forget every cached prefix (needed after the model's weights change)."""
@@ -300,8 +309,7 @@ class Engine:
             if not self._running:
                 self._worker = None
                 return False
-        for seq in joining:
-            self._join(seq)
+        self._join_all(joining)
         return True
 
     def _finish(self, seq: Sequence, reason: str) -> None:
@@ -339,15 +347,28 @@ class Engine:
         return min(self.max_seq_len, -(-positions // self.span_step) * self.span_step)
 
     # --- prefill ---------------------------------------------------------------------------------
-    def _join(self, seq: Sequence) -> None:
-        try:
-            logits = self._prefill(seq)
-        except Exception as exc:  # e.g. a bad image: this sequence fails, the others go on
-            seq._queue.put(exc)
-            with self._lock:
-                self._finish(seq, "error")
-            return
-        self._emit(seq, self._pick(logits[None], [seq])[0])
+    def _join_all(self, joining: list[Sequence]) -> None:
+        """Prefill the newcomers: those on consecutive slots with nothing to reuse in one batch
+        (encoders included), the others one by one after their cached prefix."""
+        groups: list[tuple[list[Sequence], int, Prefix | None]] = []
+        for seq in sorted(joining, key=lambda s: s.slot):
+            reuse, entry = self._reusable(seq)
+            last = groups[-1] if groups else None
+            if not reuse and last and not last[1] and last[0][-1].slot + 1 == seq.slot:
+                last[0].append(seq)
+            else:
+                groups.append(([seq], reuse, entry))
+        for seqs, reuse, entry in groups:
+            try:
+                logits = self._prefill(seqs, reuse, entry)
+            except Exception as exc:  # e.g. a bad image: these sequences fail, the others go on
+                with self._lock:
+                    for seq in seqs:
+                        seq._queue.put(exc)
+                        self._finish(seq, "error")
+                continue
+            for seq, token in zip(seqs, self._pick(logits, seqs)):
+                self._emit(seq, token)
 
     def _reusable(self, seq: Sequence) -> tuple[int, Prefix | None]:
         """Prompt tokens to take from the prefix cache (and the entry): the longest common prefix
@@ -361,27 +382,32 @@ class Engine:
             return 0, None
         return n, entry
 
-    def _prefill(self, seq: Sequence) -> torch.Tensor:
-        cache, slot, device = self._kv(), seq.slot, self.model.device
-        P = len(seq.prompt)
-        reuse, entry = self._reusable(seq)
+    def _prefill(self, seqs: list[Sequence], reuse: int, entry: Prefix | None) -> torch.Tensor:
+        """Prefill sequences on consecutive slots (right-padded; ``reuse`` > 0 only for one
+        sequence, whose first ``reuse`` positions are copied from ``entry``). Logits (B, V)."""
+        cache, device, first = self._kv(), self.model.device, seqs[0].slot
+        lengths = [len(seq.prompt) for seq in seqs]
         if entry is not None:
-            cache.k[:, slot, :, :reuse] = entry.k[:, :, :reuse]
-            cache.v[:, slot, :, :reuse] = entry.v[:, :, :reuse]
-        images = None
-        if seq.images is not None and not reuse:
-            images = seq.images.to(device)
-        ids = torch.tensor([seq.prompt[reuse:]], device=device)
-        window = cache.window(slice(slot, slot + 1), self._span(P))
-        logits = prefill(self.model, window, ids, images, torch.tensor([P], device=device), reuse)
-        if self.prefixes.capacity:
-            self.prefixes.put(seq.key, Prefix(seq.prompt, cache.k[:, slot, :, :P].clone(),
-                                              cache.v[:, slot, :, :P].clone()))
-        seq.reused, seq.pos = reuse, P
+            cache.k[:, first, :, :reuse] = entry.k[:, :, :reuse]
+            cache.v[:, first, :, :reuse] = entry.v[:, :, :reuse]
+        ids = torch.zeros((len(seqs), max(lengths) - reuse), dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            ids[row, :lengths[row] - reuse] = torch.tensor(seq.prompt[reuse:])
+        pics = [seq.images for seq in seqs if seq.images is not None and not reuse]
+        images = torch.cat(pics).to(device) if pics else None
+        window = cache.window(slice(first, first + len(seqs)), self._span(max(lengths)))
+        logits = prefill(self.model, window, ids.to(device), images,
+                         torch.tensor(lengths, device=device), reuse)
+        for row, seq in enumerate(seqs):
+            if self.prefixes.capacity:
+                P = lengths[row]
+                self.prefixes.put(seq.key, Prefix(seq.prompt, cache.k[:, first + row, :, :P].clone(),
+                                                  cache.v[:, first + row, :, :P].clone()))
+            seq.reused, seq.pos = reuse, lengths[row]
         self.stats["prefills"] += 1
         self.stats["prefix_hits"] += bool(reuse)
         self.stats["reused_tokens"] += reuse
-        return logits[0]
+        return logits
 
     # --- decode ----------------------------------------------------------------------------------
     def _decode_rows(self, tokens: torch.Tensor, pos: torch.Tensor, span: int) -> torch.Tensor:

@@ -49,7 +49,7 @@ def generate(model: SphinxModel | Engine, prompts: Sequence[Sequence[int]],
         check_fits(need - params.max_new_tokens, params.max_new_tokens, model.cfg.llm.max_seq_len)
         model = Engine(model, max_batch=len(prompts), max_seq_len=need, prefix_cache=0)
     per_prompt = split_images(prompts, images, model.model.cfg.image_tokens)
-    seqs = [model.submit(p, im, params, stop) for p, im in zip(prompts, per_prompt)]
+    seqs = model.submit_many(prompts, per_prompt, params, stop)
     try:
         return [seq.result() for seq in seqs]
     finally:
