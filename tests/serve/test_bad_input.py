@@ -165,7 +165,12 @@ CASES = [
     ("top_p zero", lambda s: {"model": MODEL, "top_p": 0, "messages": [user_message("hi")]}, 422,
      "top_p", None),
     ("bad part type", lambda s: {"model": MODEL, "messages": [{"role": "user", "content": [
-        {"type": "audio", "audio": "x"}]}]}, 422, "messages.0.content.str", None),
+        {"type": "audio", "audio": "x"}]}]}, 422, "messages.0.content.0", None),
+    ("image part without url", lambda s: {"model": MODEL, "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {}}]}]}, 422, "messages.0.content.0.image_url.url",
+     None),
+    ("text part without text", lambda s: {"model": MODEL, "messages": [{"role": "user", "content": [
+        {"type": "text"}]}]}, 422, "messages.0.content.0.text", None),
     ("bad role", lambda s: {"model": MODEL, "messages": [{"role": "tool", "content": "x"}]}, 422,
      "messages.0.role", None),
     ("too many stops", lambda s: {"model": MODEL, "stop": list("abcde"),

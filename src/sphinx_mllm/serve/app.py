@@ -65,11 +65,21 @@ class Admission:
         self.in_flight -= n
 
 
+def field_path(loc: tuple) -> str | None:
+    """A pydantic error location as the request's field path (``messages.0.content.1.text``):
+    union branch names (``str``, ``list[...]``) and a tagged union's tag are not fields."""
+    parts = [p for p in loc if not (isinstance(p, str) and (p == "str" or "[" in p))]
+    parts = [p for i, p in enumerate(parts) if i + 1 == len(parts) or p != parts[i + 1]]
+    return ".".join(str(p) for p in parts) or None
+
+
 def _validation_error(err: ValidationError) -> APIError:
-    """The first schema error as 422 naming its field; the offending value is never echoed."""
-    first = err.errors(include_input=False, include_url=False)[0]
-    param = ".".join(str(p) for p in first["loc"]) or None
-    return APIError(422, f"{param}: {first['msg']}" if param else first["msg"], param,
+    """The most specific schema error (the deepest field) as 422 naming its field; the offending
+    value is never echoed."""
+    errors = err.errors(include_input=False, include_url=False)
+    worst = max(errors, key=lambda e: len(e["loc"]))
+    param = field_path(worst["loc"])
+    return APIError(422, f"{param}: {worst['msg']}" if param else worst["msg"], param,
                     "invalid_value")
 
 
@@ -107,9 +117,10 @@ def create_app(pipeline, config: ServeConfig = ServeConfig()) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
-        first = err.errors()[0] if err.errors() else {"loc": (), "msg": "invalid request"}
-        param = ".".join(str(p) for p in first["loc"]) or None
-        return APIError(422, f"{param}: {first['msg']}", param, "invalid_value").response()
+        worst = max(err.errors(), key=lambda e: len(e["loc"]), default=None)
+        param = field_path(worst["loc"]) if worst else None
+        message = f"{param}: {worst['msg']}" if worst else "invalid request"
+        return APIError(422, message, param, "invalid_value").response()
 
     @app.get("/health")
     async def health() -> dict:
