@@ -25,7 +25,7 @@ from ..data.files import read_json, require
 from ..data.sample import Skips
 from ..eval.benchmarks import Benchmark, Item, get_benchmark
 from ..eval.benchmarks.base import task_prompt
-from ..eval.runner import generate_answers, read_answers, score_items
+from ..eval.runner import generate_answers, json_safe, read_answers, score_items
 from ..tasks import (COCO_KEYPOINTS, Box, Detection, Detections, Keypoints, Point, format_box,
                      format_detections, format_keypoints)
 from .seeds import read_manifest
@@ -168,7 +168,7 @@ def evaluate(pipeline: Any, world: str | Path, out: str | Path, *, batch_size: i
                          progress)
         answers[task.name] = read_answers(path, task.benchmark)
     result = score_world(world, answers, items)
-    (out / "scores.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "scores.json").write_text(json.dumps(json_safe(result), indent=2) + "\n")
     return result
 
 
