@@ -3,8 +3,8 @@
 Every task reads the world's files with the benchmark reader of its real counterpart (VQAv2,
 RefCOCO, PubLayNet, COCO keypoints, COCO captions) and scores with that benchmark's scorer, so
 the toy numbers come out of exactly the code that scores real benchmarks. Detection has no
-released-benchmark runner; it reads ``instances_S.json`` here and scores with the same COCO box
-mAP scorer as PubLayNet (labels matched to categories by name).
+benchmark of its own: ``instances_S.json`` is read and scored as PubLayNet is (COCO box mAP,
+labels matched to categories by name), with the detection prompt.
 
 The summary (:data:`SUMMARY_KEYS`) holds fractions in [0, 1]; CIDEr is CIDEr-D as the COCO
 toolkit computes it (the evaluation module's value / 100, which can exceed 1). Captions are
@@ -16,19 +16,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..data.adapters.coco import as_object, pixel_box, read_images
-from ..data.files import read_json, require
-from ..data.sample import Skips
+from ..data.files import read_json
 from ..eval.benchmarks import Benchmark, Item, get_benchmark
 from ..eval.benchmarks.base import task_prompt
 from ..eval.runner import generate_answers, json_safe, read_answers, score_items
 from ..tasks import (COCO_KEYPOINTS, Box, Detection, Detections, Keypoints, Point, format_box,
                      format_detections, format_keypoints)
-from .seeds import read_manifest
+from .dataset import generate_world
+from .seeds import check_held_out_seed, read_manifest
 
 SUMMARY_KEYS = ("vqa_acc", "rec_acc50", "det_map50", "layout_map50", "pose_pck10",
                 "caption_cider_web", "caption_cider_synthetic", "highres_acc")
@@ -36,20 +36,12 @@ CAPTION_OPTIONS = {"tokenizer": "simple", "metrics": ("cider",)}
 
 
 def _read_detection(root: Path, split: str, images: Path | None) -> list[Item]:
-    """One item per scene (``image_id``); reference = its objects as PubLayNet items hold them."""
-    file = root / "annotations" / f"instances_{split}.json"
-    data = as_object(read_json(require(file, "COCO instances file")), file)
-    by_id = read_images(data, file, images or root / split, Skips())
-    categories = {c["name"].lower(): c["id"] for c in data["categories"]}
-    anns = defaultdict(list)
-    for ann in data["annotations"]:
-        box = pixel_box(ann["bbox"])
-        anns[ann["image_id"]].append({"category_id": ann["category_id"],
-                                      "bbox": (box.x1, box.y1, box.x2, box.y2),
-                                      "area": float(ann.get("area") or box.area), "iscrowd": 0})
+    """One item per scene (``image_id``): ``annotations/instances_S.json`` is a COCO box file like
+    PubLayNet's, so the PubLayNet reader reads it; the prompt becomes the detection prompt."""
+    items = get_benchmark("publaynet").read(root / "annotations", f"instances_{split}",
+                                            images or root / split)
     prompt = task_prompt("detection", Detections(()))
-    return [Item({"image_id": i}, by_id[i].path, prompt, anns[i], frame=by_id[i].frame,
-                 meta={"categories": categories}) for i in by_id if anns[i]]
+    return [dataclasses.replace(item, prompt=prompt) for item in items]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,11 +207,6 @@ def evaluate_seed(pipeline: Any, seed: int, n: int, out: str | Path | None = Non
     ``out`` keeps the world (``out/world``) and the answers (``out/answers``); by default both go
     to a temporary folder that is removed afterwards. Training seeds are refused.
     """
-    import tempfile
-
-    from .dataset import generate_world
-    from .seeds import check_held_out_seed
-
     check_held_out_seed(seed)
     with tempfile.TemporaryDirectory(prefix="toy-eval-") as tmp:
         base = Path(out) if out is not None else Path(tmp)
