@@ -129,7 +129,8 @@ class _Files:
                 "answers": [{"answer": q.answer, "answer_confidence": "yes", "answer_id": a + 1}
                             for a in range(10)],
                 "question_family": q.family})
-        getattr(self, f"_add_{picture.kind}")(picture, image_id, rng)
+        add_kind = {"scene": self._add_scene, "page": self._add_page, "people": self._add_people}
+        add_kind[picture.kind](picture, image_id, rng)
 
     def _add_scene(self, picture: Picture, image_id: int, rng: random.Random) -> None:
         ids = []

@@ -54,15 +54,15 @@ ITEM_KINDS = ("none", "shape", *LAYOUT_CATEGORIES, "person")
 BINS = 101            # two-decimal coordinates 0.00 .. 1.00
 MAX_COUNT = 8         # items centred in a view: 0 .. 7 (more is counted as 7)
 PRETRAIN_INDEX_OFFSET = 20_000_000
-"""Pre-training draws fresh pictures of the training seed from this index on (a stream no world
-folder holds), so the encoders never see more of one picture than the LLM stages do."""
+"""Pre-training draws pictures of the training seed from this index on, a stream no world folder
+holds: every step sees new pictures."""
 IGNORE = -100
 _K = len(COCO_KEYPOINTS)
 
 
 @dataclass(frozen=True)
 class CellLayout:
-    """Slices of a cell head's output: name -> (start, stop)."""
+    """The named parts of a cell head's output, in order, with their widths."""
 
     sizes: tuple[tuple[str, int], ...] = (
         ("kind", len(ITEM_KINDS)), ("colour", len(COLOURS)), ("shape", len(SHAPES)),
@@ -290,11 +290,15 @@ def probe(model: nn.Module, heads: DenseHeads, seed: int = HELD_OUT_START, n: in
     return {kind: {name: s / max(c, 1) for name, (s, c) in acc.items()} for kind, acc in sums.items()}
 
 
+def _area(box: torch.Tensor) -> torch.Tensor:
+    return (box[..., 2:] - box[..., :2]).clamp(min=0).prod(-1)
+
+
 def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of (..., 4) boxes, elementwise."""
     lo, hi = torch.maximum(a[..., :2], b[..., :2]), torch.minimum(a[..., 2:], b[..., 2:])
     inter = (hi - lo).clamp(min=0).prod(-1)
-    area = lambda x: (x[..., 2:] - x[..., :2]).clamp(min=0).prod(-1)  # noqa: E731
-    return inter / (area(a) + area(b) - inter).clamp(min=1e-9)
+    return inter / (_area(a) + _area(b) - inter).clamp(min=1e-9)
 
 
 # --- training ----------------------------------------------------------------------------------
