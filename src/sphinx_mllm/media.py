@@ -173,5 +173,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
         raise UnsupportedImage(f"image mode {mode} cannot be converted to RGB ({err})") from None
 
 
-__all__ = ["DEFAULT_LIMITS", "FORMATS", "ImageError", "ImageLimits", "ImageTooLarge", "InvalidImage",
-           "UnsupportedImage", "decode_data_url", "image_size", "load_image", "to_rgb"]
+__all__ = ["DEFAULT_LIMITS", "FORMATS", "ImageError", "ImageLimits", "ImageTooLarge",
+           "InvalidImage", "UnsupportedImage", "decode_data_url", "image_size", "load_image",
+           "to_rgb"]

@@ -3,8 +3,8 @@
 ``[{"role": "system" | "user" | "assistant", "content": str | [part, ...]}, ...]`` where a part is
 ``{"type": "text", "text": ...}``, ``{"type": "image", "image": path | bytes | PIL image}`` or
 ``{"type": "image_url", "image_url": {"url": "data:image/...;base64,..."}}``.
-:func:`parse_messages` turns it into the template's turns (:class:`~sphinx_mllm.conversation.Message`)
-plus the one image, so an API request never goes through question/history tuples.
+:func:`parse_messages` turns it into the template's turns
+(:class:`~sphinx_mllm.conversation.Message`) plus the one image, so an API request never goes through question/history tuples.
 
 SPHINX reads one image per conversation (its visual tokens sit right after BOS, whatever turn the
 image came with), so a second image is an error rather than silently dropped. A system message

@@ -54,7 +54,8 @@ def picture(seed: int, size: tuple[int, int] = (48, 32)) -> bytes:
     rng = np.random.default_rng(seed)
     image = Image.new("RGB", size, tuple(int(v) for v in rng.integers(0, 256, 3)))
     x, y = int(rng.integers(0, size[0] // 2)), int(rng.integers(0, size[1] // 2))
-    image.paste(tuple(int(v) for v in rng.integers(0, 256, 3)), (x, y, x + size[0] // 3, y + size[1] // 3))
+    colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+    image.paste(colour, (x, y, x + size[0] // 3, y + size[1] // 3))
     return encode(image)
 
 

@@ -1,4 +1,4 @@
-"""The official ``openai`` client against a live server: answers for text + image, streaming and not."""
+"""The official ``openai`` client against a live server: text + image answers, streamed or not."""
 
 import openai
 import pytest
@@ -26,8 +26,8 @@ def test_text_and_image_answer_equals_the_pipeline(client, pipe):
     out = client.chat.completions.create(model=MODEL, messages=image_request(), max_tokens=10)
     [choice] = out.choices
     alone = pipe.chat(messages=[{"role": "user", "content": [
-        {"type": "image", "image": picture(1)}, {"type": "text", "text": "What is in the image?"}]}],
-        max_new_tokens=10)
+        {"type": "image", "image": picture(1)},
+        {"type": "text", "text": "What is in the image?"}]}], max_new_tokens=10)
     assert choice.message.role == "assistant" and choice.message.content == alone.text
     assert choice.finish_reason == {"stop": "stop", "length": "length"}[alone.finish_reason]
     assert out.usage.prompt_tokens == alone.prompt_tokens > pipe.model.cfg.image_tokens

@@ -11,7 +11,8 @@ WIDE = ImageFrame(640, 480)  # square side 640, offset (0, 80)
 def test_grounded_boxes_map_back_to_original_pixels():
     text = "<p>dog</p> [0.10,0.125,0.50,0.875;0.5,0.5,1,1] and [0.0,0.0,1.0,1.0]"
     objects = answer_objects(text, WIDE)
-    assert objects == [BoxObject("dog", Box(64, 0, 320, 480)), BoxObject("dog", Box(320, 240, 640, 480)),
+    assert objects == [BoxObject("dog", Box(64, 0, 320, 480)),
+                       BoxObject("dog", Box(320, 240, 640, 480)),
                        BoxObject(None, Box(0, 0, 640, 480))]
 
 
@@ -42,6 +43,6 @@ def test_json_form():
         {"type": "keypoints", "keypoints": {"right wrist": [50.0, 50.0]}}]
 
 
-@pytest.mark.parametrize("text", ["", "None", "no boxes here", "[0.1,0.2,0.3", "<p>x</p> [", "[[[]]]"])
+@pytest.mark.parametrize("text", ["", "None", "no boxes", "[0.1,0.2,0.3", "<p>x</p> [", "[[[]]]"])
 def test_text_without_complete_coordinates_gives_no_objects(text):
     assert answer_objects(text, WIDE) == []

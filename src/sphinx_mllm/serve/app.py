@@ -14,13 +14,9 @@ import contextlib
 import hmac
 import json
 import logging
-import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
-from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,23 +25,13 @@ from pydantic import ValidationError
 
 from ..media import ImageError, load_image
 from ..messages import MessageError, parse_messages
-from ..tasks import objects_json
+from .completion import Completion
 from .config import ServeConfig
 from .errors import APIError, image_error, message_error
 from .media import MediaFetcher, MediaPolicy
 from .schema import ChatRequest
-from .stops import StopText
 
 log = logging.getLogger("sphinx_mllm.serve")
-
-
-@dataclass
-class ChoiceResult:
-    index: int
-    text: str = ""
-    finish_reason: str = "stop"
-    completion_tokens: int = 0
-    objects: list[dict] = field(default_factory=list)
 
 
 class Admission:
@@ -211,38 +197,6 @@ def create_app(pipeline, config: ServeConfig = ServeConfig()) -> FastAPI:
             raise
         return gens
 
-    def drive(gen, index: int, stops: list[str], cancelled: threading.Event, emit) -> ChoiceResult:
-        """Worker thread: pull one generation's deltas, apply the stop strings, hand deltas on."""
-        matcher = StopText(stops)
-        hit = False
-        try:
-            for delta in gen:
-                if cancelled.is_set():
-                    break
-                shown, hit = matcher.feed(delta)
-                if shown:
-                    emit(index, shown)
-                if hit:
-                    break
-            if not hit and not cancelled.is_set():
-                rest = matcher.flush()
-                if rest:
-                    emit(index, rest)
-        finally:
-            gen.close()
-        answer = gen.answer(matcher.text if hit else None)
-        return ChoiceResult(index, matcher.text if hit else answer.text,
-                            "stop" if hit else answer.finish_reason, len(gen.tokens),
-                            objects_json(answer.objects))
-
-    async def watch_disconnect(request: Request, cancelled: threading.Event, wake) -> None:
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                cancelled.set()
-                wake()
-                return
-
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         check_key(request)
@@ -274,8 +228,6 @@ def create_app(pipeline, config: ServeConfig = ServeConfig()) -> FastAPI:
 
     async def start(request: Request, req: ChatRequest, release) -> Response:
         loop = asyncio.get_running_loop()
-        request_id = "chatcmpl-" + uuid.uuid4().hex[:24]
-        t0 = time.perf_counter()
         try:
             conversation = parse_messages(await resolve_messages(req))
             prompt = await loop.run_in_executor(executor, partial(pipeline.prepare,
@@ -287,97 +239,12 @@ def create_app(pipeline, config: ServeConfig = ServeConfig()) -> FastAPI:
         sampling = dict(max_new_tokens=budget(req, len(prompt.ids)), temperature=req.temperature,
                         top_p=req.top_p, top_k=req.top_k)
         gens = await loop.run_in_executor(executor, partial(start_choices, prompt, sampling, req))
-        cancelled = threading.Event()
-        events: asyncio.Queue = asyncio.Queue()
-
-        def emit(index: int, text: str) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, (index, text))
-
-        futures = [loop.run_in_executor(executor, drive, g, i, req.stop, cancelled, emit)
-                   for i, g in enumerate(gens)]
-        watcher = asyncio.ensure_future(watch_disconnect(
-            request, cancelled, lambda: loop.call_soon_threadsafe(events.put_nowait, None)))
-        head = dict(id=request_id, created=int(time.time()), model=config.model_name)
-
-        def usage(results: list[ChoiceResult]) -> dict:
-            done = sum(r.completion_tokens for r in results)
-            return {"prompt_tokens": len(prompt.ids), "completion_tokens": done,
-                    "total_tokens": len(prompt.ids) + done}
-
-        def finish(results: list[ChoiceResult] | None, outcome: str) -> None:
-            watcher.cancel()
-            cancelled.set()
-            release()
-            tokens = sum(len(g.tokens) for g in gens)  # also those of cancelled choices
-            log.info("%s %s n=%d stream=%s prompt_tokens=%d completion_tokens=%d %.3fs",
-                     request_id, outcome, req.n, req.stream, len(prompt.ids), tokens,
-                     time.perf_counter() - t0)
-
+        run = Completion(request, gens, len(prompt.ids), req.stop, executor, release,
+                         config.model_name)
         if not req.stream:
-            waiter = asyncio.gather(*futures)
-            try:
-                await asyncio.wait([waiter, watcher], return_when=asyncio.FIRST_COMPLETED)
-                if not waiter.done():
-                    cancelled.set()
-                    await asyncio.gather(*futures, return_exceptions=True)
-                    finish(None, "disconnected")
-                    return Response(status_code=499)
-                results = waiter.result()
-            except BaseException:
-                finish(None, "failed")
-                raise
-            finish(results, "ok")
-            choices = [{"index": r.index, "message": {"role": "assistant", "content": r.text},
-                        "finish_reason": r.finish_reason, "logprobs": None, "objects": r.objects}
-                       for r in results]
-            return JSONResponse({**head, "object": "chat.completion", "choices": choices,
-                                 "usage": usage(results)})
-
+            return await run.json_response()
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-
-        def chunk(choices: list[dict], **extra) -> str:
-            return "data: " + json.dumps({**head, "object": "chat.completion.chunk",
-                                          "choices": choices, **extra}) + "\n\n"
-
-        async def sse() -> AsyncIterator[str]:
-            outcome, results = "disconnected", None
-            try:
-                for i in range(req.n):
-                    yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""},
-                                  "finish_reason": None}])
-                pending = set(futures)
-                getter = None
-                while pending or not events.empty():
-                    if getter is None:
-                        getter = asyncio.ensure_future(events.get())
-                    done, _ = await asyncio.wait({getter, *pending},
-                                                 return_when=asyncio.FIRST_COMPLETED)
-                    if getter in done:
-                        item, getter = getter.result(), None
-                        if item is None:  # the client went away
-                            return
-                        yield chunk([{"index": item[0], "delta": {"content": item[1]},
-                                      "finish_reason": None}])
-                    pending -= done
-                if getter is not None:
-                    getter.cancel()
-                results = [f.result() for f in futures]
-                for r in results:
-                    yield chunk([{"index": r.index, "delta": {}, "finish_reason": r.finish_reason,
-                                  "objects": r.objects}])
-                if include_usage:
-                    yield chunk([], usage=usage(results))
-                yield "data: [DONE]\n\n"
-                outcome = "ok"
-            except Exception:
-                outcome = "failed"
-                log.exception("%s failed while streaming", request_id)
-                yield "data: " + json.dumps({"error": {"message": "generation failed",
-                                                       "type": "server_error"}}) + "\n\n"
-            finally:
-                finish(results, outcome)
-
-        return StreamingResponse(sse(), media_type="text/event-stream",
+        return StreamingResponse(run.sse(include_usage), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
     if config.demo:

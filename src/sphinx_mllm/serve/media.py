@@ -52,7 +52,10 @@ async def _is_global(host: str) -> bool:
 
 
 class MediaFetcher:
-    """Resolves one ``image_url`` to bytes under a :class:`MediaPolicy`; raises :class:`APIError`."""
+    """Resolves one ``image_url`` to bytes under a :class:`MediaPolicy`.
+
+    Raises :class:`APIError` for policy and fetch failures, :class:`~sphinx_mllm.media.ImageError`
+    for bad or oversized data."""
 
     def __init__(self, policy: MediaPolicy):
         self.policy = policy
@@ -71,8 +74,8 @@ class MediaFetcher:
     def _local(self, url: str, param: str) -> bytes:
         root = self.policy.local_root
         if root is None:
-            raise APIError(403, "file: URLs are off (start the server with --allow-local-media DIR)",
-                           param, "media_not_allowed")
+            raise APIError(403, "file: URLs are off (start the server with "
+                           "--allow-local-media DIR)", param, "media_not_allowed")
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
             raise APIError(400, "file: URLs must name a local path (file:///...)", param,
@@ -125,7 +128,8 @@ class MediaFetcher:
                 current = got
         raise APIError(400, f"more than {MAX_REDIRECTS} redirects", param, "image_fetch_failed")
 
-    async def _get(self, client: httpx.AsyncClient, url: httpx.URL, param: str) -> bytes | httpx.URL:
+    async def _get(self, client: httpx.AsyncClient, url: httpx.URL,
+                   param: str) -> bytes | httpx.URL:
         """The body (at most the byte cap), or where a redirect points."""
         cap = self.policy.limits.max_bytes
         async with client.stream("GET", url) as response:
