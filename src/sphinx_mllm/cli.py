@@ -305,7 +305,9 @@ def cmd_serve(args) -> int:
         max_tokens_cap=args.max_tokens, demo=demo or args.demo)
     where = f"http://{args.host}:{args.port}"
     print(f"serving {config.model_name!r} on {where}" + (f" (demo page: {where}/)" if config.demo
-                                                          else ""), flush=True)
+                                                          else "")
+          + f"; KV cache {pipe.engine.cache_bytes() / 2**30:.2f} GiB for {args.max_batch} "
+          f"sequences of {pipe.max_seq_len} tokens", flush=True)
     serve(pipe, config, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
@@ -323,8 +325,9 @@ def add_serve_commands(sub) -> None:
                        "(default: the preset name or the checkpoint folder's name)")
         p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
         p.add_argument("--dtype", choices=sorted(DTYPES), default=None)
-        p.add_argument("--max-batch", type=int, default=16,
-                       help="sequences decoded together (engine cache slots)")
+        p.add_argument("--max-batch", type=int, default=8,
+                       help="sequences decoded together (engine cache slots; the KV cache is "
+                       "max-batch x the context, printed at start)")
         p.add_argument("--max-queue", type=int, default=64,
                        help="choices waiting for a slot before requests get 503")
         p.add_argument("--max-n", type=int, default=8, help="largest n (choices per request)")

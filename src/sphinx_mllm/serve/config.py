@@ -27,7 +27,7 @@ class ServeConfig:
     local_media: Path | None = None
     remote_hosts: frozenset[str] = frozenset()
     remote_timeout_s: float = 10.0
-    max_batch: int = 16
+    max_batch: int = 8
     max_queue: int = 64
     max_n: int = 8
     max_tokens_cap: int = 1024
