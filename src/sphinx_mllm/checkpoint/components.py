@@ -29,7 +29,7 @@ from ..config import LLMConfig, SphinxConfig
 from ..model import build
 from . import keymap, ours
 from .hf_llama import llm_config_from_hf, meta_name, unpermute_rope
-from .official import split_dim
+from .official import meta_llm_config, split_dim
 from .safetensors_io import TensorSpec
 from .torch_files import load_state_dict
 
@@ -122,13 +122,7 @@ def read_llm(path: str | Path) -> tuple[dict[str, Lazy], LLMConfig]:
             shape[dim] = sum(p.shape[dim] for p in parts)
             out[name] = Lazy(tuple(shape), parts[0].dtype,
                              lambda ps=parts, d=dim: torch.cat(ps, dim=d))
-    vocab = out["tok_embeddings.weight"].shape[0]
-    cfg = LLMConfig(dim=params["dim"], n_layers=params["n_layers"], n_heads=params["n_heads"],
-                    n_kv_heads=params.get("n_kv_heads"), vocab_size=vocab,
-                    multiple_of=params.get("multiple_of", 256),
-                    ffn_dim_multiplier=params.get("ffn_dim_multiplier"),
-                    norm_eps=params.get("norm_eps", 1e-5), rope_theta=params.get("rope_theta", 1e4))
-    return out, cfg
+    return out, meta_llm_config(params, out["tok_embeddings.weight"].shape[0])
 
 
 def read_clip(path: str | Path) -> dict[str, Lazy]:

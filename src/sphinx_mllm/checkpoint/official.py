@@ -46,6 +46,16 @@ _SPLIT = ((re.compile(r"tok_embeddings\.weight"), 1),
           (re.compile(r"layers\.\d+\.(attention\.wo|feed_forward\.w2)\.weight"), 1))
 
 
+def meta_llm_config(args: dict, vocab_size: int, max_seq_len: int = 4096) -> LLMConfig:
+    """LLM dimensions from Meta's ``ModelArgs`` / ``params.json`` keys (absent keys: defaults)."""
+    return LLMConfig(dim=args["dim"], n_layers=args["n_layers"], n_heads=args["n_heads"],
+                     n_kv_heads=args.get("n_kv_heads"), vocab_size=vocab_size,
+                     multiple_of=args.get("multiple_of", 256),
+                     ffn_dim_multiplier=args.get("ffn_dim_multiplier"),
+                     hidden_dim=args.get("hidden_dim"), norm_eps=args.get("norm_eps", 1e-5),
+                     rope_theta=args.get("rope_theta", 10000.0), max_seq_len=max_seq_len)
+
+
 def split_dim(canonical: str) -> int | None:
     """The model-parallel dimension of a canonical tensor, or None when replicated."""
     for pattern, dim in _SPLIT:
@@ -96,13 +106,7 @@ class ReleasedCheckpoint:
         vocab = vocab_size or self.model_args.get("vocab_size", -1)
         if vocab is None or vocab <= 0:
             vocab = self.shapes()["tok_embeddings.weight"][0]
-        args = self.model_args
-        llm = LLMConfig(dim=args["dim"], n_layers=args["n_layers"], n_heads=args["n_heads"],
-                        n_kv_heads=args.get("n_kv_heads"), vocab_size=vocab,
-                        multiple_of=args.get("multiple_of", 256),
-                        ffn_dim_multiplier=args.get("ffn_dim_multiplier"),
-                        hidden_dim=args.get("hidden_dim"), norm_eps=args.get("norm_eps", 1e-5),
-                        rope_theta=args.get("rope_theta", 10000.0), max_seq_len=max_seq_len)
+        llm = meta_llm_config(self.model_args, vocab, max_seq_len)
         return dataclasses.replace(SphinxConfig.from_name(preset), llm=llm)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
