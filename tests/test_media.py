@@ -131,6 +131,6 @@ def test_zero_size_and_float_images():
         load_image(encode(Image.new("F", (3, 3), 0.5), "TIFF"))
 
 
-def test_pil_image_input_is_normalised():
-    out = load_image(Image.new("L", (3, 2), 9))
+def test_pil_image_input_is_normalised_and_not_held_to_the_pixel_limit():
+    out = load_image(Image.new("L", (3, 2), 9), ImageLimits(max_pixels=4))
     assert out.mode == "RGB" and np.asarray(out)[0, 0].tolist() == [9, 9, 9]

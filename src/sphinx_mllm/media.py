@@ -72,10 +72,11 @@ def load_image(source: ImageSource, limits: ImageLimits = DEFAULT_LIMITS,
 
     The result is fully decoded and detached from any file. Its size is the *oriented* size: the
     frame in which the model's boxes are mapped back to pixels. Raises :class:`ImageError`
-    subclasses (see the module docstring).
+    subclasses (see the module docstring). A PIL image is already decoded, so only its size being
+    zero is refused, not its pixel count (the caller who decoded it applied its own limits).
     """
     if isinstance(source, Image.Image):
-        _check_size(*source.size, limits)
+        _check_size(*source.size, None)
         return to_rgb(ImageOps.exif_transpose(source) if exif_orientation else source)
     with _open(source, limits) as img:
         _check_size(*img.size, limits)
@@ -144,10 +145,11 @@ def _open(source: str | os.PathLike | bytes, limits: ImageLimits) -> Image.Image
         raise InvalidImage(f"{name}: unreadable image header ({err})") from None
 
 
-def _check_size(width: int, height: int, limits: ImageLimits) -> None:
+def _check_size(width: int, height: int, limits: ImageLimits | None) -> None:
+    """Zero size is invalid; over ``limits.max_pixels`` too large (None: no pixel limit)."""
     if width <= 0 or height <= 0:
         raise InvalidImage(f"the image has zero size ({width}x{height})")
-    if width * height > limits.max_pixels:
+    if limits is not None and width * height > limits.max_pixels:
         raise ImageTooLarge(f"the image has {width}x{height} = {width * height} pixels; the limit "
                             f"is {limits.max_pixels}")
 

@@ -93,10 +93,6 @@ class Generation:
     def close(self) -> None:
         self._seq.cancel(wait=False)
 
-    @property
-    def finish_reason(self) -> str | None:
-        return self._seq.finish_reason
-
     def answer(self, text: str | None = None) -> Answer:
         """The answer from the tokens so far; ``text`` replaces the decoded text (e.g. when the
         caller cut it at a stop string of its own) and is what ``objects`` are parsed from."""
