@@ -134,3 +134,8 @@ def test_zero_size_and_float_images():
 def test_pil_image_input_is_normalised_and_not_held_to_the_pixel_limit():
     out = load_image(Image.new("L", (3, 2), 9), ImageLimits(max_pixels=4))
     assert out.mode == "RGB" and np.asarray(out)[0, 0].tolist() == [9, 9, 9]
+
+
+def test_zero_size_header_of_an_accepted_format_is_invalid_not_unsupported():
+    with pytest.raises(InvalidImage, match="PNG header that cannot be read"):
+        load_image(png_header_only(0, 5))

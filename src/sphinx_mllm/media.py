@@ -35,6 +35,11 @@ FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
 
 WHITE = (255, 255, 255)
 
+_MAGIC = {"PNG": (b"\x89PNG\r\n\x1a\n",), "JPEG": (b"\xff\xd8\xff",), "GIF": (b"GIF87a", b"GIF89a"),
+          "BMP": (b"BM",), "TIFF": (b"II*\x00", b"MM\x00*"), "WEBP": (b"RIFF",)}
+"""Leading bytes of the allowed formats: tells a broken header of an accepted format (invalid)
+from a format we do not accept (unsupported) when PIL cannot identify the data."""
+
 
 class ImageError(ValueError):
     """An image that cannot be used; the message says why in words a user understands."""
@@ -137,12 +142,26 @@ def _open(source: str | os.PathLike | bytes, limits: ImageLimits) -> Image.Image
     try:
         return Image.open(target, formats=limits.formats)
     except UnidentifiedImageError:
+        looks = _looks_like(source)
+        if looks in limits.formats:
+            raise InvalidImage(f"{name}: a {looks} header that cannot be read (zero width or "
+                               "height, or corrupt)") from None
         raise UnsupportedImage(f"{name} is not an image in an accepted format "
                                f"({', '.join(limits.formats)})") from None
     except Image.DecompressionBombError as err:
         raise ImageTooLarge(str(err)) from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
         raise InvalidImage(f"{name}: unreadable image header ({err})") from None
+
+
+def _looks_like(source: str | os.PathLike | bytes) -> str | None:
+    """The allowed format whose signature the data starts with, if any."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        head = bytes(source[:12])
+    else:
+        with open(source, "rb") as f:
+            head = f.read(12)
+    return next((fmt for fmt, marks in _MAGIC.items() if head.startswith(marks)), None)
 
 
 def _check_size(width: int, height: int, limits: ImageLimits | None) -> None:

@@ -198,6 +198,8 @@ CASES = [
      "messages.0.content.0.image_url.url", "invalid_image"),
     ("truncated image", lambda s: image_body(data_url(NOISE[:5000])), 400,
      "messages.0.content.0.image_url.url", "invalid_image"),
+    ("zero-size image", lambda s: image_body(data_url(png_bomb(0, 40))), 400,
+     "messages.0.content.0.image_url.url", "invalid_image"),
     ("not an image", lambda s: image_body(data_url(b"hello world")), 415,
      "messages.0.content.0.image_url.url", "unsupported_image"),
     ("format not allowed", lambda s: image_body(data_url(encode(Image.new("RGB", (4, 4)), "PPM"))),
