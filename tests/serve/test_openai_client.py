@@ -96,3 +96,16 @@ def test_api_key_is_enforced(pipe):
                                           "image_url": {"url": data_url(picture(2))}},
                                          {"type": "text", "text": "Hi"}]}])
         assert out.choices[0].finish_reason in ("stop", "length")
+
+
+def test_streaming_several_choices(client):
+    kwargs = dict(model=MODEL, messages=image_request(), max_tokens=8, n=2, temperature=1.0,
+                  seed=3)
+    whole = client.chat.completions.create(**kwargs)
+    texts, finished = ["", ""], set()
+    for chunk in client.chat.completions.create(**kwargs, stream=True):
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finished.add(choice.index)
+    assert texts == [c.message.content for c in whole.choices] and finished == {0, 1}

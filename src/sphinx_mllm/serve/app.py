@@ -59,6 +59,10 @@ def field_path(loc: tuple) -> str | None:
     return ".".join(str(p) for p in parts) or None
 
 
+def parse_request(body: bytes) -> ChatRequest:
+    return ChatRequest.model_validate(json.loads(body))
+
+
 def _validation_error(err: ValidationError) -> APIError:
     """The most specific schema error (the deepest field) as 422 naming its field; the offending
     value is never echoed."""
@@ -130,13 +134,11 @@ def create_app(pipeline, config: ServeConfig = ServeConfig()) -> FastAPI:
             if len(body) > config.max_body_bytes:
                 raise APIError(413, f"request body over {config.max_body_bytes} bytes", None,
                                "body_too_large")
-        try:
-            data = json.loads(body)
+        try:  # in a thread: a body of tens of megabytes takes a while to parse
+            return await asyncio.to_thread(parse_request, bytes(body))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise APIError(422, f"body: invalid JSON ({err.__class__.__name__} at position "
                            f"{getattr(err, 'pos', '?')})", "body", "invalid_json") from None
-        try:
-            return ChatRequest.model_validate(data)
         except ValidationError as err:
             raise _validation_error(err) from None
 

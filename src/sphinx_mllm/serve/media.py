@@ -62,10 +62,11 @@ class MediaFetcher:
 
     async def fetch(self, url: str, param: str) -> bytes:
         scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        # decoding megabytes of base64 or reading a file would stall the event loop: threads
         if scheme == "data":
-            return decode_data_url(url, self.policy.limits)
+            return await asyncio.to_thread(decode_data_url, url, self.policy.limits)
         if scheme == "file":
-            return self._local(url, param)
+            return await asyncio.to_thread(self._local, url, param)
         if scheme in ("http", "https"):
             return await self._remote(url, param)
         raise APIError(400, f"unsupported image URL scheme {scheme or '(none)'!r}; use data:, "
