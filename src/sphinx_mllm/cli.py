@@ -473,8 +473,27 @@ def cmd_toy_encoders(args) -> int:
     return 0
 
 
+def cmd_toy_train(args) -> int:
+    import dataclasses
+
+    from .toy.recipe import QUICK, Budget, plot_recipe, run_recipe
+
+    budget = QUICK if args.quick else Budget()
+    try:
+        if args.minutes is not None:
+            budget = budget.scaled(args.minutes)
+        budget = budget.with_overrides(args.set)
+        final = run_recipe(args.out, budget, only=lambda name: print(f"stage {name}", flush=True))
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise SystemExit(f"error: {err}")
+    print(f"wrote {final}")
+    print(f"wrote {plot_recipe(args.out, Path(args.out) / 'curves.png')}")
+    print(json.dumps(dataclasses.asdict(budget)))
+    return 0
+
+
 def add_toy_commands(sub) -> None:
-    """``toy generate|tokenizer|encoders|eval``: the procedural world (docs/toy-world.md)."""
+    """``toy generate|tokenizer|encoders|train|eval``: the procedural world (docs/toy-world.md)."""
     from .toy.seeds import HELD_OUT_START
 
     toy = sub.add_parser("toy", help="the procedural toy world: generate, tokenizer, encoders, eval")
@@ -504,6 +523,17 @@ def add_toy_commands(sub) -> None:
     enc.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU AMX or GPU)")
     enc.add_argument("--log-every", type=int, default=50)
     enc.set_defaults(func=cmd_toy_encoders)
+
+    tr = toy_sub.add_parser("train", help="run the whole recipe (world, tokenizer, encoders, "
+                            "pretrain, synthetic, mix, curriculum, finetune); resumable")
+    tr.add_argument("--out", required=True, help="run folder (stages already complete are skipped)")
+    tr.add_argument("--minutes", type=float, default=None,
+                    help="scale every stage's steps to about this many minutes on 2 CPU cores")
+    tr.add_argument("--quick", action="store_true",
+                    help="a tiny world and a few steps per stage (CI smoke run)")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one budget field, e.g. finetune_steps=600 (repeatable)")
+    tr.set_defaults(func=cmd_toy_train)
 
     ev = toy_sub.add_parser("eval", help="score a model on a freshly generated held-out world")
     ev.add_argument("--model", default=None, help="checkpoint directory or preset name")

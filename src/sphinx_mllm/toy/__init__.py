@@ -3,7 +3,8 @@ encoder pre-training of its recipe, and the evaluation of a model on held-out wo
 
 Modules: :mod:`.world` (ground truth), :mod:`.render` (pixels), :mod:`.language` (captions,
 questions, referring expressions), :mod:`.dataset` (the public formats on disk), :mod:`.seeds`
-(training vs held-out seeds), :mod:`.evaluate`, :mod:`.tokenizer`, :mod:`.encoders`.
+(training vs held-out seeds), :mod:`.evaluate`, :mod:`.tokenizer`, :mod:`.encoders`,
+:mod:`.recipe` (``toy train``: every stage of the recipe, resumable).
 docs/toy-world.md describes the world and the recipe.
 """
 

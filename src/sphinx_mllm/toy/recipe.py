@@ -1,0 +1,370 @@
+"""The toy recipe end to end: ``sphinx-mllm toy train --out DIR`` (docs/toy-world.md).
+
+One driver over the project's real tools, stage after stage, in one run folder:
+
+=================  ==========================================================================
+stage              what (tool)
+=================  ==========================================================================
+``world``          training world, seed 0 (:func:`~.dataset.generate_world`)
+``world-1obj``     curriculum world, one shape per scene, seed 1
+``val-world``      validation world, held-out seed 1000 (beta choice, validation points)
+``tokenizer``      SentencePiece on the training world (:func:`~.tokenizer.train_tokenizer`)
+``encoders``       dense encoder pre-training, then frozen (:func:`~.encoders.run_encoder_stage`)
+``pretrain``       LLM unfrozen on web captions + text (``train``, ``configs/toy/pretrain.yaml``)
+``synthetic``      a copy tuned on synthetic captions (``configs/toy/synthetic.yaml``)
+``mix``            ``mix`` at several betas; beta chosen on the validation world by caption CIDEr
+``curriculum``     multi-task tuning on the one-shape world, REC-heavy (``curriculum.yaml``)
+``finetune``       multi-task tuning on every task of the training world (``finetune.yaml``)
+``eval``           ``toy eval`` of the final model on the validation world
+=================  ==========================================================================
+
+Every stage is skipped when its output is complete (a world's ``world.json``, a checkpoint's
+``final/``, a JSON result), and the training stages resume from their last checkpoint
+(``resume: auto``), so the command can be rerun after an interruption. Each stage writes
+``logs/<stage>.log``; training stages write ``<stage>/metrics.jsonl``; ``recipe.jsonl`` holds one
+line per finished stage (seconds, and validation scores where the stage measured them), from
+which :func:`plot_recipe` draws the learning curves.
+
+The mixtures in ``configs/toy/`` name the world as ``runs/toy/...`` relative to the repository;
+the driver writes copies into ``DIR/data/`` with those paths moved under ``DIR``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from .seeds import HELD_OUT_START
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "toy"
+"""``configs/toy`` of the source checkout (the recipe's stage configs and mixtures)."""
+DEFAULT_RUNS = CONFIGS.parent.parent / "runs" / "toy"
+"""Where the mixtures in ``configs/toy`` expect the world (``runs/toy`` of the checkout)."""
+VAL_SEED = HELD_OUT_START
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Sizes and step counts of one recipe run."""
+
+    world_n: int = 20_000
+    world_1obj_n: int = 4_000
+    val_n: int = 100
+    encoder_steps: int = 900
+    encoder_batch: int = 16
+    pretrain_steps: int = 120
+    synthetic_steps: int = 50
+    betas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    beta_val_n: int = 40
+    curriculum_steps: int = 300
+    finetune_steps: int = 700
+    batch_size: int = 32
+    eval_max_new_tokens: int | None = None  # cap on every answer (quick runs only)
+
+    def scaled(self, minutes: float) -> "Budget":
+        """The step counts scaled so that the training stages fit ``minutes`` at the rates this
+        budget was calibrated for (:data:`FULL_MINUTES`)."""
+        f = minutes / FULL_MINUTES
+        return dataclasses.replace(
+            self, encoder_steps=max(1, round(self.encoder_steps * f)),
+            pretrain_steps=max(1, round(self.pretrain_steps * f)),
+            synthetic_steps=max(1, round(self.synthetic_steps * f)),
+            curriculum_steps=max(1, round(self.curriculum_steps * f)),
+            finetune_steps=max(1, round(self.finetune_steps * f)))
+
+    def with_overrides(self, items: list[str]) -> "Budget":
+        """``["finetune_steps=600", "betas=[0, 0.5, 1]"]`` -> a copy with those fields (YAML values)."""
+        fields = {f.name for f in dataclasses.fields(self)}
+        changes = {}
+        for item in items:
+            key, sep, raw = item.partition("=")
+            if not sep or key not in fields:
+                raise ValueError(f"budget override {item!r}: expected KEY=VALUE with KEY among "
+                                 f"{', '.join(sorted(fields))}")
+            value = yaml.safe_load(raw)
+            changes[key] = tuple(value) if isinstance(value, list) else value
+        return dataclasses.replace(self, **changes)
+
+
+FULL_MINUTES = 95.0
+"""Minutes the default :class:`Budget` takes on 2 shared CPU cores (load average about 5):
+calibrated by the run recorded in docs/toy-world.md."""
+
+QUICK = Budget(world_n=48, world_1obj_n=24, val_n=16, encoder_steps=3, encoder_batch=2,
+               pretrain_steps=3, synthetic_steps=2, betas=(0.0, 0.5, 1.0), beta_val_n=12,
+               curriculum_steps=40, finetune_steps=3, batch_size=4, eval_max_new_tokens=24)
+"""A shortened recipe for CI: a tiny world and a few steps per stage; the curriculum stage is
+long enough for the REC answer format to appear."""
+
+
+@dataclass
+class Run:
+    out: Path
+    budget: Budget
+    configs: Path = CONFIGS
+
+    def path(self, *parts: str) -> Path:
+        return self.out.joinpath(*parts)
+
+    def record(self, stage: str, seconds: float, **extra) -> None:
+        with open(self.path("recipe.jsonl"), "a", encoding="utf-8") as f:
+            f.write(json.dumps({"stage": stage, "seconds": round(seconds, 1),
+                                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                **extra}) + "\n")
+
+
+@contextlib.contextmanager
+def stage_log(path: Path):
+    """Send stdout, stderr (progress bars) and the ``logging`` records of one stage to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        handler = logging.StreamHandler(f)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        old_level = root.level
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            with contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+                yield
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(old_level)
+
+
+# --- mixtures and stage configs ----------------------------------------------------------------
+
+
+def rebase_mixture(name: str, run: Run) -> Path:
+    """``configs/toy/<name>`` with every path under ``runs/toy`` moved under the run folder;
+    written to ``DIR/data/<name>`` and returned."""
+    src = run.configs / name
+    data = yaml.safe_load(src.read_text())
+    default = DEFAULT_RUNS.resolve()
+    for entry in data["META"]:
+        for key in ("path", "root"):
+            if key in entry:
+                resolved = (src.parent / entry[key]).resolve()
+                entry[key] = str(run.out.resolve() / resolved.relative_to(default))
+    target = run.path("data", name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(data, sort_keys=False))
+    return target
+
+
+def train_stage(run: Run, config: str, model: Path, data: str, steps: int, out: str) -> Path:
+    """``sphinx-mllm train configs/toy/<config> model=... data=... out=... steps=...``."""
+    from ..train.config import load_config
+    from ..train.trainer import train
+
+    overrides = [f"model={model}", f"data={rebase_mixture(data, run)}", f"out={run.path(out)}",
+                 f"steps={steps}", f"batch_size={run.budget.batch_size}",
+                 f"save_every={max(1, min(50, steps // 4))}"]
+    if steps < 10:  # warm-up cannot exceed a tiny stage
+        overrides.append(f"optim.warmup_steps={max(1, steps // 2)}")
+    return train(load_config(run.configs / config, overrides))
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def validate(run: Run, model: Path, name: str, tasks: tuple[str, ...] | None = None,
+             world: str = "val-world") -> dict:
+    """Scores of ``model`` on the validation world (all tasks, or ``tasks``), cached in
+    ``DIR/val/<name>.json`` (answers resumable under ``DIR/val/<name>/``)."""
+    from ..eval.runner import json_safe
+    from ..inference.pipeline import load
+    from .evaluate import evaluate
+
+    target = run.path("val", f"{name}.json")
+    if target.exists():
+        return json.loads(target.read_text())
+    pipe = load(model)
+    result = evaluate(pipe, run.path(world), run.path("val", name), tasks=tasks,
+                      max_new_tokens=run.budget.eval_max_new_tokens)
+    summary = json_safe(result["summary"])
+    target.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def caption_score(summary: dict) -> float:
+    """The beta criterion: mean caption CIDEr-D of the two domains on the validation world."""
+    values = [summary.get("caption_cider_web") or 0.0, summary.get("caption_cider_synthetic") or 0.0]
+    return sum(values) / 2
+
+
+# --- the stages --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    done: Callable[[Run], bool]
+    run: Callable[[Run], dict | None]
+
+
+def _world(seed: int, n_of: Callable[[Budget], int], folder: str, max_things: int = 5) -> Stage:
+    from .dataset import generate_world
+
+    def go(run: Run) -> dict:
+        manifest = generate_world(seed, n_of(run.budget), run.path(folder), max_things=max_things)
+        return {"counts": manifest.get("counts")}
+    return Stage(folder, lambda run: run.path(folder, "world.json").exists(), go)
+
+
+def _tokenizer(run: Run) -> None:
+    from .tokenizer import train_tokenizer
+    train_tokenizer(run.path("world"), run.path("tokenizer.model"))
+
+
+def _encoders(run: Run) -> dict:
+    from .encoders import run_encoder_stage
+    probe = run_encoder_stage(run.path("encoders"), run.path("tokenizer.model"),
+                              steps=run.budget.encoder_steps, batch_size=run.budget.encoder_batch,
+                              log_every=max(1, min(25, run.budget.encoder_steps)))
+    return {"probe": probe}
+
+
+def _mix(run: Run) -> dict:
+    from ..train.mix import mix
+
+    betas = run.budget.betas
+    # A = synthetic copy, B = pre-trained (web): beta is the synthetic share.
+    mix(run.path("synthetic", "final"), run.path("pretrain", "final"), run.path("mixed"), betas,
+        include_projector=True)
+    scores = {}
+    for beta in betas:
+        summary = validate(run, run.path("mixed", f"beta-{beta:g}"), f"beta-{beta:g}",
+                           tasks=("caption_web", "caption_synthetic"), world="val-world-beta")
+        scores[f"{beta:g}"] = {"caption_cider_web": summary["caption_cider_web"],
+                               "caption_cider_synthetic": summary["caption_cider_synthetic"],
+                               "score": caption_score(summary)}
+    chosen = max(scores, key=lambda b: scores[b]["score"])
+    choice = {"criterion": "mean caption CIDEr-D (web, synthetic) on validation seed "
+                           f"{VAL_SEED}", "scores": scores, "beta": chosen}
+    run.path("mixed", "choice.json").write_text(json.dumps(choice, indent=2) + "\n")
+    return choice
+
+
+def chosen_mix(run: Run) -> Path:
+    beta = json.loads(run.path("mixed", "choice.json").read_text())["beta"]
+    return run.path("mixed", f"beta-{beta}")
+
+
+def _trained(name: str, config: str, data: str, model_of: Callable[[Run], Path],
+             steps_of: Callable[[Budget], int]) -> Stage:
+    def go(run: Run) -> dict:
+        final = train_stage(run, config, model_of(run), data, steps_of(run.budget), name)
+        return {"val": validate(run, final, name)} if name in VALIDATED else {}
+    return Stage(name, lambda run: run.path(name, "final").exists(), go)
+
+
+VALIDATED = ("curriculum", "finetune")
+"""Training stages followed by a validation of every task (points of the validation curve)."""
+
+
+def stages() -> list[Stage]:
+    return [
+        _world(0, lambda b: b.world_n, "world"),
+        _world(1, lambda b: b.world_1obj_n, "world-1obj", max_things=1),
+        _world(VAL_SEED, lambda b: b.val_n, "val-world"),
+        _world(VAL_SEED, lambda b: b.beta_val_n, "val-world-beta"),
+        Stage("tokenizer", lambda run: run.path("tokenizer.model").exists(), _tokenizer),
+        Stage("encoders", lambda run: run.path("encoders", "final").exists(), _encoders),
+        _trained("pretrain", "pretrain.yaml", "data-web.yaml",
+                 lambda run: run.path("encoders", "final"), lambda b: b.pretrain_steps),
+        _trained("synthetic", "synthetic.yaml", "data-synthetic.yaml",
+                 lambda run: run.path("pretrain", "final"), lambda b: b.synthetic_steps),
+        Stage("mix", lambda run: run.path("mixed", "choice.json").exists(), _mix),
+        _trained("curriculum", "curriculum.yaml", "data-curriculum.yaml", chosen_mix,
+                 lambda b: b.curriculum_steps),
+        _trained("finetune", "finetune.yaml", "data-all.yaml",
+                 lambda run: run.path("curriculum", "final"), lambda b: b.finetune_steps),
+    ]
+
+
+def run_recipe(out: str | Path, budget: Budget = Budget(), configs: str | Path = CONFIGS,
+               only: Callable[[str], None] | None = None) -> Path:
+    """Run every stage not yet complete; return the final checkpoint (``DIR/finetune/final``).
+    ``only`` is called with each stage's name as it starts (progress for the CLI)."""
+    run = Run(Path(out), budget, Path(configs))
+    run.out.mkdir(parents=True, exist_ok=True)
+    run.path("budget.json").write_text(json.dumps(dataclasses.asdict(budget), indent=2) + "\n")
+    for stage in stages():
+        if stage.done(run):
+            continue
+        if only is not None:
+            only(stage.name)
+        start = time.perf_counter()
+        with stage_log(run.path("logs", f"{stage.name}.log")):
+            extra = stage.run(run) or {}
+        run.record(stage.name, time.perf_counter() - start, **extra)
+    return run.path("finetune", "final")
+
+
+# --- learning curves ---------------------------------------------------------------------------
+
+
+TRAINED = ("encoders", "pretrain", "synthetic", "curriculum", "finetune")
+CURVE_KEYS = ("vqa_acc", "highres_acc", "rec_acc50", "det_map50", "layout_map50", "pose_pck10")
+
+
+def _stage_curve(run: Path, stage: str) -> list[tuple[float, float]]:
+    """(seconds since the stage started, loss) from ``metrics.jsonl`` (the trainer writes
+    ``step_s``; the encoder stage writes cumulative ``seconds``)."""
+    points, clock = [], 0.0
+    path = run / stage / "metrics.jsonl"
+    if not path.exists():
+        return points
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        clock = rec["seconds"] if "seconds" in rec else clock + rec["step_s"]
+        points.append((clock, rec["loss"]))
+    return points
+
+
+def plot_recipe(run: str | Path, out: str | Path) -> Path:
+    """Loss of every training stage and the validation scores against the recipe's wall-clock
+    minutes (from ``recipe.jsonl``), as one PNG with two panels."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = Path(run)
+    records = [json.loads(x) for x in (run / "recipe.jsonl").read_text().splitlines()]
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(12, 4.5))
+    clock = 0.0
+    val_points: dict[str, list[tuple[float, float]]] = {k: [] for k in CURVE_KEYS}
+    for rec in records:
+        if rec["stage"] in TRAINED:
+            curve = _stage_curve(run, rec["stage"])
+            if curve:
+                ax_loss.plot([(clock + t) / 60 for t, _ in curve], [v for _, v in curve],
+                             label=rec["stage"], linewidth=0.8)
+        clock += rec["seconds"]
+        for key in CURVE_KEYS:
+            value = (rec.get("val") or {}).get(key)
+            if value is not None:
+                val_points[key].append((clock / 60, value))
+    ax_loss.set(yscale="log", xlabel="recipe wall-clock minutes", ylabel="training loss",
+                title="loss per stage")
+    ax_loss.legend()
+    for key, pts in val_points.items():
+        if pts:
+            ax_val.plot([t for t, _ in pts], [v for _, v in pts], marker="o", label=key)
+    ax_val.set(xlabel="recipe wall-clock minutes", ylabel="fraction",
+               title=f"validation world (seed {VAL_SEED})", ylim=(0, 1))
+    ax_val.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
