@@ -16,8 +16,9 @@ def pipe():
 
 @pytest.fixture(scope="session")
 def slow_pipe():
-    """The toy preset with a 16-layer decoder (about 7 ms a token here, 50x the toy's): long
-    enough answers to be caught in flight by the queue and disconnect tests."""
+    """The toy preset with a 16-layer decoder (about 7 ms a token here, 50x the toy's) whose
+    answers never stop before ``max_tokens``: long enough to be caught in flight by the queue and
+    disconnect tests, whatever the random weights say."""
     from dataclasses import replace
 
     from sphinx_mllm.config import SphinxConfig
@@ -28,4 +29,6 @@ def slow_pipe():
     cfg = SphinxConfig.from_name(MODEL)
     torch.manual_seed(0)
     model = build(replace(cfg, llm=replace(cfg.llm, n_layers=16)))
-    return Pipeline(model, Tokenizer.from_file(bundled_tokenizer_path()), max_batch=4)
+    pipeline = Pipeline(model, Tokenizer.from_file(bundled_tokenizer_path()), max_batch=4)
+    pipeline.stop = lambda tokens: False
+    return pipeline
