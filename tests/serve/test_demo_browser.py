@@ -114,6 +114,19 @@ def test_upload_ask_for_boxes_and_see_them_drawn(browser, pipe, photo):
         assert close_to(pixel(page, 224, 68), (67, 99, 216))
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "demo-boxes.png"), full_page=True)
+        # Pose asks for a box: the template goes to the input with {box} selected, and a drag on
+        # the image from (32, 36) to (160, 164) writes that region as the model's box text
+        page.click("#tasks button[data-task='pose']")
+        assert page.input_value("#question").endswith("in the region {box}.")
+        rect = page.locator("#canvas").bounding_box()
+        scale = rect["width"] / 320
+        page.mouse.move(rect["x"] + 32 * scale, rect["y"] + 36 * scale)
+        page.mouse.down()
+        page.mouse.move(rect["x"] + 160 * scale, rect["y"] + 164 * scale, steps=4)
+        page.mouse.up()
+        page.wait_for_function("document.getElementById('question').value.includes('[0.')")
+        assert page.input_value("#question") == (
+            "Detect the key points of the person in the region [0.10,0.30,0.50,0.70].")
         page.close()
 
 
