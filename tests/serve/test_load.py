@@ -10,10 +10,13 @@ import json
 import time
 
 import httpx
+import pytest
+import torch
 
-from sphinx_mllm.serve import ServeConfig
+import sphinx_mllm
+from sphinx_mllm.serve import DEFAULT_MODEL, ServeConfig
 
-from .helpers import MODEL, data_url, live_server, picture
+from .helpers import data_url, live_server, picture
 
 CLIENTS = 64
 NEW_TOKENS = 16
@@ -23,13 +26,20 @@ QUESTIONS = ("What is in the image?", "Describe the image.", "What colour is the
 LIMIT_S = 60
 
 
+@pytest.fixture(scope="module")
+def default_pipe():
+    """The model ``sphinx-mllm serve`` serves by default."""
+    torch.manual_seed(0)
+    return sphinx_mllm.load(DEFAULT_MODEL, max_batch=16)
+
+
 def request(i: int) -> tuple[bytes, str]:
     return picture(100 + i, size=(40 + i % 7 * 8, 30 + i % 5 * 8)), QUESTIONS[i % len(QUESTIONS)]
 
 
 async def one_client(client: httpx.AsyncClient, url: str, i: int) -> dict:
     image, question = request(i)
-    body = {"model": MODEL, "max_tokens": NEW_TOKENS, "stream": True, "messages": [
+    body = {"model": DEFAULT_MODEL, "max_tokens": NEW_TOKENS, "stream": True, "messages": [
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url(image)}},
                                      {"type": "text", "text": question}]}]}
     text, finish, done, ids = "", None, False, set()
@@ -56,13 +66,14 @@ async def all_clients(url: str) -> list[dict]:
             asyncio.gather(*(one_client(client, url, i) for i in range(CLIENTS))), LIMIT_S)
 
 
-def test_64_concurrent_streaming_clients_get_their_own_complete_answers(pipe):
+def test_64_concurrent_streaming_clients_get_their_own_complete_answers(default_pipe):
     alone = []
     for i in range(CLIENTS):
         image, question = request(i)
-        alone.append(pipe.chat(image, question, max_new_tokens=NEW_TOKENS))
+        alone.append(default_pipe.chat(image, question, max_new_tokens=NEW_TOKENS))
     assert len({a.text for a in alone}) > CLIENTS // 2  # distinct enough to show a crossing
-    with live_server(pipe, ServeConfig(model_name=MODEL, max_batch=16, max_queue=64)) as url:
+    config = ServeConfig(model_name=DEFAULT_MODEL, max_batch=16, max_queue=64)
+    with live_server(default_pipe, config) as url:
         t0 = time.monotonic()
         results = asyncio.run(all_clients(url))
         assert time.monotonic() - t0 < LIMIT_S
