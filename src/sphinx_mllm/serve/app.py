@@ -88,7 +88,6 @@ def create_app(pipeline, config: ServeConfig = ServeConfig()) -> FastAPI:
     fetcher = MediaFetcher(MediaPolicy(config.local_media, config.remote_hosts,
                                        config.remote_timeout_s, config.limits))
     created = int(time.time())
-    app.state.admission = admission
 
     def check_key(request: Request) -> None:
         if config.api_key is None:
@@ -167,7 +166,8 @@ def create_app(pipeline, config: ServeConfig = ServeConfig()) -> FastAPI:
         return out
 
     def budget(req: ChatRequest, prompt_len: int) -> int:
-        """``max_tokens`` for this request, checked against the cap and the context length."""
+        """``max_tokens`` for this request (already within the cap), checked against the
+        context length; when left out, the cap or the rest of the context."""
         context = pipeline.max_seq_len
         room = context - prompt_len
         if room < 1:
@@ -177,9 +177,6 @@ def create_app(pipeline, config: ServeConfig = ServeConfig()) -> FastAPI:
         asked = req.new_tokens
         if asked is None:
             return min(config.max_tokens_cap, room)
-        if asked > config.max_tokens_cap:
-            raise APIError(422, f"max_tokens: at most {config.max_tokens_cap} on this server",
-                           "max_tokens", "invalid_value")
         if asked > room:
             raise APIError(400, f"the prompt takes {prompt_len} tokens (visual tokens included) "
                            f"and max_tokens {asked} more, over the model's context of {context}",
