@@ -96,3 +96,19 @@ def test_bf16_model_runs_with_fp32_norms():
     logits = model(image_ids(model.cfg), torch.randn(1, 3, 56, 56, dtype=torch.bfloat16))
     assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
     assert model.llm.rope.dtype == torch.float32
+
+
+def test_training_forward_keeps_no_state_and_backpropagates(toy_model):
+    """The training contract: forward without a cache is causal, differentiable, stateless."""
+    model = build("toy-1k")
+    model.load_state_dict(toy_model.state_dict())
+    ids = torch.tensor([[1, 5, 6, 7, 8]])
+    first = model(ids)
+    first[0, -1].logsumexp(-1).backward()
+    grad = model.llm.layers[0].attention.wq.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+    assert not any(isinstance(b, torch.Tensor) and b.dim() == 5 for b in model.buffers())  # no cache
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids), first.detach())  # nothing carried between calls
+        shorter = model(ids[:, :3])
+    torch.testing.assert_close(shorter, first.detach()[:, :3], atol=1e-5, rtol=1e-5)  # causal

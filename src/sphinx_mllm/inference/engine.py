@@ -97,28 +97,33 @@ class Prefix:
 
 
 class PrefixCache:
-    """Least-recently-used map of prefix keys to :class:`Prefix`, at most ``capacity`` entries."""
+    """Least-recently-used map of prefix keys to :class:`Prefix`, at most ``capacity`` entries.
+    Thread-safe (the engine's worker reads and writes it, any thread may clear it)."""
 
     def __init__(self, capacity: int):
         self.capacity = capacity
         self._entries: OrderedDict[tuple, Prefix] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key: tuple) -> Prefix | None:
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-        return entry
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
 
     def put(self, key: tuple, entry: Prefix) -> None:
         if self.capacity <= 0:
             return
-        self._entries[key] = entry
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
 
     def clear(self) -> None:
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -254,8 +259,7 @@ class Engine:
 
     def clear_prefixes(self) -> None:
         """Forget every cached prefix (needed after the model's weights change)."""
-        with self._lock:
-            self.prefixes.clear()
+        self.prefixes.clear()
 
     @property
     def busy_slots(self) -> int:
