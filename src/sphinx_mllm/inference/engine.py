@@ -345,9 +345,8 @@ class Engine:
         return self._cache
 
     def _span(self, positions: int) -> int:
-        """Cache positions a step attends over: the ones in use, rounded up to ``span_step``."""
-        if self.compiled:
-            return self.max_seq_len
+        """Cache positions a step attends over: the ones in use, rounded up to ``span_step``
+        (prefill always; decode when eager, the compiled step keeps the whole cache)."""
         return min(self.max_seq_len, -(-positions // self.span_step) * self.span_step)
 
     # --- prefill ---------------------------------------------------------------------------------
@@ -433,7 +432,7 @@ class Engine:
             tokens[seq.slot], pos[seq.slot] = seq.tokens[-1], seq.pos
         device = self.model.device
         logits = self._decode(torch.tensor(tokens, device=device), torch.tensor(pos, device=device),
-                              self._span(max(pos) + 1))
+                              self.max_seq_len if self.compiled else self._span(max(pos) + 1))
         if rows != len(seqs):
             logits = logits[[seq.slot for seq in seqs]]
         picked = self._pick(logits, seqs)
