@@ -94,3 +94,22 @@ def test_only_answers_are_supervised(processor, sample):
     assert [processor.tokenizer.decode(r).strip() for r in runs] == [a + "\n###" for a in answers]
     assert encoded.labels[:1 + processor.image_tokens * (sample.image is not None)] == \
         [IGNORE_INDEX] * (1 + processor.image_tokens * (sample.image is not None))
+
+
+def test_training_images_keep_their_stored_orientation(tmp_path, processor):
+    """Annotations are on the stored pixels: a JPEG's EXIF rotation is not applied in training."""
+    from PIL import Image
+
+    from sphinx_mllm.data.collate import Collator
+    from sphinx_mllm.data.sample import image_frame
+
+    image = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees to display"
+    path = tmp_path / "rotated.jpg"
+    image.save(path, exif=exif.tobytes())
+    assert image_frame(None, None, path).width == 40
+    sample = Sample(path, (Message("user", "Q"), Message("assistant", "A")), "conversation", "s")
+    batch = Collator(processor)([sample])
+    upright = processor.image(image)  # the stored 40x20 pixels, padded to a square
+    assert (batch.images[0] - upright).abs().max() < 0.1

@@ -58,7 +58,9 @@ class Collator:
         return Encoded(encoded.input_ids[:limit], encoded.labels[:limit])
 
     def _image(self, sample: Sample) -> torch.Tensor:
-        return self.processor.image(load_image(sample.image))
+        # Dataset annotations are drawn on the stored pixels (COCO, RefCOCO, ...; the original
+        # reads them with a plain Image.open), so the EXIF orientation is not applied here.
+        return self.processor.image(load_image(sample.image, exif_orientation=False))
 
     def __call__(self, samples: Sequence[Sample]) -> Batch:
         encoded = [self._encode(s) for s in samples]

@@ -121,7 +121,8 @@ def image_frame(width: object, height: object, image: Path | None) -> ImageFrame
         return ImageFrame(int(width), int(height))
     if image is None:
         raise Malformed("no image size in the record and no image file")
-    return ImageFrame(*image_size(image))  # reads the header only
+    # The header only; stored pixels, as the annotations (see Collator._image).
+    return ImageFrame(*image_size(image, exif_orientation=False))
 
 
 def text(value: object, what: str) -> str:
