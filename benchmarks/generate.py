@@ -159,8 +159,10 @@ def build_hf(cfg, args, dtype, image_tokens: int):
     config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=llm.vocab_size,
                          image_seq_length=image_tokens // max(n_images, 1),
                          vision_feature_select_strategy=strategy, vision_feature_layer=-2)
-    with torch.device(args.device):
-        model = LlavaForConditionalGeneration(config).to(dtype).eval()
+    from sphinx_mllm.model import _default_dtype
+
+    with torch.device(args.device), _default_dtype(dtype):  # built in dtype: no fp32 copy of 13B
+        model = LlavaForConditionalGeneration(config).eval()
     return model, n_images, grid * patch
 
 
