@@ -38,16 +38,15 @@ def rope_table(head_dim: int, max_positions: int, theta: float) -> torch.Tensor:
     return torch.stack([angles.cos(), angles.sin()], dim=-1)
 
 
-def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     """Rotate consecutive channel pairs (Meta / "interleaved" convention).
 
-    x: (B, T, H, D); table: (B, T, D/2, 2) gathered at each token's position. As a complex
-    product (pair = real + imag, table = cos + i sin), as Meta's ``apply_rotary_emb`` does: few
-    ops, which matters when a decode step is dominated by per-op overhead.
+    x: (B, T, H, D); rotation: (B, T, 1, D/2) complex, cos + i sin of each token's angles
+    (:meth:`Transformer.rotations`). As a complex product, as Meta's ``apply_rotary_emb`` does:
+    few ops, which matters when a decode step is dominated by per-op overhead.
     """
     xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))  # (B, T, H, D/2)
-    rotated = xc * torch.view_as_complex(table)[:, :, None]
-    return torch.view_as_real(rotated).flatten(-2).type_as(x)
+    return torch.view_as_real(xc * rotation).flatten(-2).type_as(x)
 
 
 class KVCache(nn.Module):
@@ -80,20 +79,21 @@ class KVCache(nn.Module):
         """
         ks = self.k[:, rows, :, :length].unbind(0)
         vs = self.v[:, rows, :, :length].unbind(0)
-        return [LayerKV(k, v) for k, v in zip(ks, vs)]
+        index = torch.arange(ks[0].shape[0], device=self.k.device)[:, None]  # shared by all layers
+        return [LayerKV(k, v, index) for k, v in zip(ks, vs)]
 
 
 class LayerKV(NamedTuple):
-    """One layer's cache window, (B, n_kv_heads, S, head_dim) each."""
+    """One layer's cache window, (B, n_kv_heads, S, head_dim) each; ``rows`` is (B, 1) 0..B-1."""
 
     k: torch.Tensor
     v: torch.Tensor
+    rows: torch.Tensor
 
     def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
         """Write k, v (B, Hkv, T, D) at input_pos (B, T); return the whole window."""
-        rows = torch.arange(k.shape[0], device=k.device)[:, None]
-        self.k[rows, :, input_pos] = k.transpose(1, 2)
-        self.v[rows, :, input_pos] = v.transpose(1, 2)
+        self.k[self.rows, :, input_pos] = k.transpose(1, 2)
+        self.v[self.rows, :, input_pos] = v.transpose(1, 2)
         return self.k, self.v
 
 
@@ -166,6 +166,10 @@ class Transformer(nn.Module):
         """Positions the RoPE table covers (as the original: twice ``max_seq_len``)."""
         return 2 * cfg.max_seq_len
 
+    def rotations(self, input_pos: torch.Tensor) -> torch.Tensor:
+        """(B, T) positions -> (B, T, 1, D/2) complex RoPE rotations, shared by every layer."""
+        return torch.view_as_complex(self.rope[input_pos])[:, :, None]
+
     def forward(self, h: torch.Tensor, input_pos: torch.Tensor | None = None,
                 cache: Sequence[LayerKV] | None = None) -> torch.Tensor:
         """Hidden states after the final norm.
@@ -179,7 +183,7 @@ class Transformer(nn.Module):
         B, T, _ = h.shape
         if input_pos is None:
             input_pos = torch.arange(T, device=h.device).expand(B, T)
-        rope = self.rope[input_pos]  # (B, T, D/2, 2)
+        rope = self.rotations(input_pos)  # (B, T, 1, D/2) complex
         mask = None
         if cache is not None:
             keys = torch.arange(cache[0].k.shape[2], device=h.device)
