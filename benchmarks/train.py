@@ -4,8 +4,10 @@ checkpointing, each through the real trainer (``sphinx_mllm.train.train``) in it
 Every variant trains the same preset (random init) on the same synthetic image + answer data
 for the same steps; reported per variant: tokens/s (median over the steps after the first
 ``--warmup``), peak memory (CUDA: max allocated; CPU: peak RSS of the worker process), trainable
-parameters, model FLOPs utilisation on CUDA (``6 * LLM params * tokens``: LLM matmuls only, no
-attention and no encoders, so a lower bound), and each variant's ratio to ``full``.
+parameters, model FLOPs utilisation on CUDA (``6 * LLM params * tokens``, ``4 *`` for LoRA whose
+frozen weights get no weight gradients: LLM matmuls only, no attention and no encoders, so a
+lower bound), and each variant's ratio to ``full``. CUDA peak memory is the training steps'
+(the trainer resets it after building the model); CPU peak memory is the worker's peak RSS.
 
     python benchmarks/train.py --config configs/train/tiny-cpu.yaml          # the tiny CPU run
     python benchmarks/train.py --preset toy-1k --variants full,lora,full+ac --steps 30
@@ -68,13 +70,11 @@ def worker(args) -> dict:
 
     overrides = json.loads(args.worker)
     cfg = load_config(args.config_path, overrides)
-    if cfg.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
     train(cfg)
     records = [json.loads(line) for line in (cfg.out / "metrics.jsonl").read_text().splitlines()]
     timed = records[args.warmup:] or records
-    if cfg.device == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**30
+    if cfg.device == "cuda":  # the trainer resets the peak after building the model
+        peak = max(r["peak_mem_gb"] for r in records)
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     from sphinx_mllm import build, checkpoint
@@ -165,14 +165,16 @@ def main() -> None:
     if args.device == "cuda":
         card = torch.cuda.get_device_name()
         peak_tflops = next((v for k, v in PEAK_TFLOPS.items() if k in card), None)
-    for row in results.values():
+    for name, row in results.items():
         if "error" in row:
             continue
         if base and "error" not in base:
             row["tokens_per_s_vs_full"] = row["tokens_per_s"] / base["tokens_per_s"]
             row["peak_mem_vs_full"] = row["peak_mem_gb"] / base["peak_mem_gb"]
         if peak_tflops and row["llm_params"]:
-            row["mfu"] = 6 * row["llm_params"] * row["tokens_per_s"] / (peak_tflops * 1e12)
+            # forward 2N + input gradients 2N, + weight gradients 2N unless the weights are frozen
+            per_token = (4 if name.startswith("lora") else 6) * row["llm_params"]
+            row["mfu"] = per_token * row["tokens_per_s"] / (peak_tflops * 1e12)
     report = {"config": label, "device": args.device,
               "device_name": (torch.cuda.get_device_name() if args.device == "cuda"
                               else f"{platform.machine()} CPU, {os.cpu_count()} cores"),

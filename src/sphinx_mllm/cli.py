@@ -225,7 +225,8 @@ def cmd_mix(args) -> int:
 
     try:
         betas = [float(b) for b in args.beta.split(",")]
-        written = mix(args.a, args.b, args.out, betas, include_projector=args.include_projector)
+        written = mix(args.a, args.b, args.out, betas, include_projector=args.include_projector,
+                      preset=args.preset)
     except (FileNotFoundError, KeyError, ValueError) as err:
         raise SystemExit(f"error: {err}")
     for path in written:
@@ -260,6 +261,7 @@ def add_train_commands(sub) -> None:
     mix.add_argument("--out", required=True, help="output checkpoint directory")
     mix.add_argument("--include-projector", action="store_true",
                      help="also mix the projections and start/end vectors (default: copied from A)")
+    mix.add_argument("--preset", help="variant of released-format parents (default: meta.json)")
     mix.set_defaults(func=cmd_mix)
 
     plot = sub.add_parser("plot", help="loss and learning-rate curves of training runs as a PNG")

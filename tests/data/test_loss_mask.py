@@ -7,7 +7,7 @@ import pytest
 
 import sphinx_mllm
 from sphinx_mllm.config import SphinxConfig
-from sphinx_mllm.constants import IGNORE_INDEX
+from sphinx_mllm.constants import IGNORE_INDEX, IMAGE_PLACEHOLDER_ID
 from sphinx_mllm.conversation import Message
 from sphinx_mllm.data import Sample
 from sphinx_mllm.processing import Processor
@@ -81,7 +81,9 @@ def test_language_modelling_supervises_every_text_token_and_eos(processor, sampl
     encoded = processor.encode_lm(text, has_image)
     prefix = 1 + processor.image_tokens * has_image
     ids = processor.tokenizer.encode(text)
-    assert encoded.input_ids == [processor.tokenizer.bos_id] + encoded.input_ids[1:prefix] + ids + [2]
+    placeholders = [IMAGE_PLACEHOLDER_ID] * processor.image_tokens * has_image
+    eos = processor.tokenizer.eos_id
+    assert encoded.input_ids == [processor.tokenizer.bos_id] + placeholders + ids + [eos]
     assert encoded.labels == [IGNORE_INDEX] * prefix + ids + [processor.tokenizer.eos_id]
     assert processor.tokenizer.decode(encoded.labels[prefix:-1]) == text
 

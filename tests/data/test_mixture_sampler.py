@@ -39,6 +39,19 @@ def mixture_yaml(tmp_path, write_json):
     return config
 
 
+def test_a_type_with_image_and_text_only_samples_is_split(tmp_path):
+    from sphinx_mllm.conversation import Message
+    from sphinx_mllm.data.mixture import Mixture, SourceConfig
+    from sphinx_mllm.data.sample import Sample
+
+    turn = (Message("user", "q"), Message("assistant", "a"))
+    samples = [Sample(tmp_path / "x.png", turn, "conversation", "1"),
+               Sample(None, turn, "dialogue", "2"), Sample(None, turn, "dialogue", "3")]
+    mixture = Mixture([SourceConfig(tmp_path, "image_text"), SourceConfig(tmp_path, "text")],
+                      samples, [0, 0, 1])
+    assert mixture.types == ["image_text", "image_text/text", "text"]
+
+
 def test_config_and_mixture(mixture_yaml):
     sources = read_mixture_config(mixture_yaml)
     assert [(s.format, s.type, s.weight, s.ratio) for s in sources] == \
@@ -47,6 +60,7 @@ def test_config_and_mixture(mixture_yaml):
     mixture = load_mixture(sources)
     assert len(mixture) == 13 and [s.total for s in mixture.skips] == [1, 0]
     assert mixture.types.count("text") == 3 and mixture.weights[-1] == 2.0
+    assert mixture.types.count("image_text") == 10
     assert mixture[0].image == mixture_yaml.parent / "images" / "0.png"
 
 

@@ -15,10 +15,10 @@ def test_adapters_train_and_the_base_stays(tmp_path, tiny_config):
     cfg = tiny_config(tmp_path / "run", "lora.rank=4", "lora.alpha=8",
                       "lora.targets=[wq,wv,w1,w2,w3]", "steps=20", "save_every=10",
                       "optim.lr=1e-2", "trainable=[llm]")
-    from sphinx_mllm.train.trainer import prepare_model
     from sphinx_mllm.train import distributed
+    from sphinx_mllm.train.trainer import Precision, prepare_model
 
-    prepared = prepare_model(cfg, distributed.init("cpu"), bf16=False)
+    prepared = prepare_model(cfg, distributed.init("cpu"), Precision(bf16=False))
     trainable = {n for n, p in prepared.model.named_parameters() if p.requires_grad}
     assert trainable and all(n.endswith((".lora_a", ".lora_b")) for n in trainable)
     assert len(trainable) == 2 * 5 * prepared.config.llm.n_layers

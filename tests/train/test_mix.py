@@ -8,7 +8,7 @@ import torch
 import sphinx_mllm
 from sphinx_mllm.checkpoint import OursCheckpoint, ours
 from sphinx_mllm.inference.pipeline import bundled_tokenizer_path
-from sphinx_mllm.train.mix import MixError, mix
+from sphinx_mllm.train.mix import MixError, content_hash, mix
 
 
 def parents(tmp_path, same_encoders=True, preset_b="toy"):
@@ -39,7 +39,8 @@ def test_beta_one_and_zero_reproduce_the_parents_and_half_is_the_mean(tmp_path):
     other = [n for n in ta if n not in llm]  # projections, start/end, encoders: from A
     assert all(torch.equal(zero[n], ta[n]) for n in other)
     meta = json.loads((written[2] / ours.INDEX).read_text())["metadata"]
-    assert meta["mix_beta"] == "0.5" and len(meta["mix_parent_sha256"]) == 2
+    assert meta["mix_beta"] == "0.5"
+    assert meta["mix_parent_sha256"] == [content_hash(a), content_hash(b)]
     assert sphinx_mllm.load(written[2]).model.cfg.name == "toy"
 
 
@@ -56,6 +57,12 @@ def test_parents_with_different_encoders_are_refused(tmp_path):
     with pytest.raises(MixError, match=r"frozen encoder tensor (clip|openclip|dinov2|qformer)"):
         mix(a, b, tmp_path / "mix", [0.5])
     assert not (tmp_path / "mix").exists()
+
+
+def test_out_must_not_be_a_parent(tmp_path):
+    a, b = parents(tmp_path)
+    with pytest.raises(ValueError, match="overwrite the parent"):
+        mix(a, b, a, [0.5])
 
 
 def test_parents_with_different_configs_are_refused(tmp_path):

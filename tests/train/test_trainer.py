@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import sphinx_mllm
-from sphinx_mllm.data.mixture import read_mixture_config
+from sphinx_mllm.data.mixture import load_mixture, read_mixture_config
 from sphinx_mllm.train.config import load_config
 from sphinx_mllm.train.plot import plot_runs
 from sphinx_mllm.train.trainer import lm_loss, train
@@ -57,10 +57,13 @@ def test_pre_training_mixes_caption_lm_and_text_lm_sources(tmp_path, tiny_config
   - {{path: {tiny / 'captions.json'}, type: image_text, task: caption_lm}}
   - {{path: {tiny / 'text.jsonl'}, format: text, type: text, task: text_lm}}
 """)
-    train(tiny_config(tmp_path / "run", f"data={mixture}", "steps=6", "batch_size=2",
+    loaded = load_mixture(read_mixture_config(mixture))
+    assert [sk.total for sk in loaded.skips] == [0, 0]
+    assert sorted(s.task for s in loaded.samples) == ["caption_lm"] * 8 + ["text_lm"] * 4
+    train(tiny_config(tmp_path / "run", f"data={mixture}", "steps=12", "batch_size=2",
                       "trainable=[llm,projector,start_end]", "save_every=0"))
     curve = losses(tmp_path / "run")
-    assert len(curve) == 6 and all(x == x for x in curve)
+    assert len(curve) == 12 and sum(curve[-3:]) < 0.75 * sum(curve[:3])
 
 
 def test_loss_modes():
@@ -73,6 +76,17 @@ def test_loss_modes():
                float(torch.log(torch.tensor(5.0)))]  # row 1: uniform logits, one token
     assert sample.item() == pytest.approx(sum(per_row) / 2, rel=1e-5)
     assert token.item() == pytest.approx((3 * per_row[0] + per_row[1]) / 4, rel=1e-5)
+
+
+def test_schedule_warms_up_then_reaches_min_lr_at_the_last_step():
+    from sphinx_mllm.train.config import OptimConfig
+    from sphinx_mllm.train.optim import lr_at
+
+    cfg = OptimConfig(lr=1e-3, min_lr=1e-4, warmup_steps=3)
+    lrs = [lr_at(step, 10, cfg) for step in range(10)]
+    assert lrs[:3] == pytest.approx([1e-3 / 3, 2e-3 / 3, 1e-3])
+    assert all(a > b for a, b in zip(lrs[2:], lrs[3:]))  # peak once, then strictly down
+    assert lrs[-1] == pytest.approx(1e-4)
 
 
 def test_example_configs_parse():

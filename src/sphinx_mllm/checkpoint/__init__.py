@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .loader import load_source
 from .official import ReleasedCheckpoint, is_released_dir
 from .ours import OursCheckpoint, is_checkpoint_dir
 
@@ -42,13 +43,8 @@ def open(path: str | Path, preset: str | None = None, max_seq_len: int = 4096) -
 def load(path: str | Path, device: str | torch.device | None = None,
          dtype: torch.dtype | None = None, preset: str | None = None):
     """The model of a checkpoint directory of either format (see :func:`open`)."""
-    from . import official, ours
-
-    if is_checkpoint_dir(path):
-        return ours.load(path, device=device, dtype=dtype)
-    if Path(path).is_dir() and is_released_dir(path):
-        return official.load(path, device=device, dtype=dtype, preset=preset)
-    open(path)  # raises the error that names both formats
+    return load_source(open(path, preset), device=device, dtype=dtype)
 
 
-__all__ = ["Checkpoint", "OursCheckpoint", "ReleasedCheckpoint", "is_checkpoint", "load", "open"]
+__all__ = ["Checkpoint", "OursCheckpoint", "ReleasedCheckpoint", "is_checkpoint", "load",
+           "load_source", "open"]

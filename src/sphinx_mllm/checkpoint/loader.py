@@ -1,7 +1,9 @@
 """Build-on-meta -> resolve names -> check shapes -> assign: the one load path for every format.
 
 A *checkpoint source* is anything with ``names`` (canonical tensor names), ``shapes()``,
-``config()``, ``tokenizer_path`` and ``read(name, device, dtype)``: our directories
+``dtype(name)``, ``config()``, ``tokenizer_path``, ``read(name, device, dtype)`` (a tensor for the
+model), ``take(name)`` (a copy for a streaming writer) and ``report()`` (warnings about what
+reading noticed): our directories
 (:class:`~.ours.OursCheckpoint`) and released ones (:class:`~.official.ReleasedCheckpoint`).
 """
 
@@ -35,6 +37,25 @@ def tensors(source, plan: keymap.Plan, device: torch.device | str = "cpu",
         tensor = source.read(name, device, dtype)
         parts = keymap.split(tensor, len(targets)) if len(targets) > 1 else (tensor,)
         yield from zip(targets, parts)
+
+
+def check_tokenizer(path, cfg: SphinxConfig) -> None:
+    """The tokenizer must not have more pieces than the model has embedding rows."""
+    from ..tokenizer import Tokenizer
+
+    pieces = Tokenizer.from_file(path).vocab_size
+    if pieces > cfg.llm.vocab_size:
+        raise ValueError(f"tokenizer has {pieces} pieces, embeddings only {cfg.llm.vocab_size}")
+
+
+def load_source(source, device: str | torch.device | None = None,
+                dtype: torch.dtype | None = None) -> SphinxModel:
+    """The model of an opened checkpoint (its config, its tokenizer checked against it)."""
+    cfg = source.config()
+    check_tokenizer(source.tokenizer_path, cfg)
+    model = load_model(source, device, dtype, cfg)
+    source.report()
+    return model
 
 
 def load_model(source, device: str | torch.device | None = None, dtype: torch.dtype | None = None,

@@ -27,7 +27,7 @@ import torch
 from ..config import LLMConfig, SphinxConfig
 from ..model import SphinxModel
 from . import ours
-from .loader import load_model, plan_model
+from .loader import check_tokenizer, load_source, plan_model
 from .safetensors_io import TensorSpec
 from .torch_files import drop_pages, load_mapped
 
@@ -94,7 +94,7 @@ class ReleasedCheckpoint:
     def config(self, preset: str | None = None, max_seq_len: int | None = None,
                vocab_size: int | None = None) -> SphinxConfig:
         """Encoder geometry from ``meta.json`` (or ``preset``), LLM dims from ``config.json``;
-        the vocabulary from ``config.json`` or else the embedding rows."""
+        the vocabulary from the embedding rows (``config.json`` often says -1) unless given."""
         preset = preset or self.preset
         max_seq_len = max_seq_len or self.max_seq_len
         llama_type = self.meta.get("llama_type")
@@ -103,9 +103,7 @@ class ReleasedCheckpoint:
                 raise ValueError(f"{self.path}: llama_type {llama_type!r} is not supported; "
                                  f"supported: {', '.join(f'{k} ({v})' for k, v in LLAMA_TYPES.items())}")
             preset = LLAMA_TYPES[llama_type]
-        vocab = vocab_size or self.model_args.get("vocab_size", -1)
-        if vocab is None or vocab <= 0:
-            vocab = self.shapes()["tok_embeddings.weight"][0]
+        vocab = vocab_size or self.shapes()["tok_embeddings.weight"][0]
         llm = meta_llm_config(self.model_args, vocab, max_seq_len)
         return dataclasses.replace(SphinxConfig.from_name(preset), llm=llm)
 
@@ -144,12 +142,23 @@ class ReleasedCheckpoint:
             self.release(name)
         return tensor
 
+    def take(self, name: str) -> torch.Tensor:
+        """The merged tensor as a copy of its own, its mapped pages dropped (streaming writers:
+        the page cache is not charged to this process, so RSS stays near one tensor)."""
+        tensor = self.get(name).clone()
+        self.release(name)
+        return tensor
+
     def release(self, name: str) -> None:
         """Drop the mapped pages behind ``name`` in every shard (they are re-read if needed)."""
         if not self.mapped:
             return
         for shard in self.shards:
             drop_pages(shard[name])
+
+    def report(self) -> None:
+        """Warn about what reading noticed (replicated tensors that differ between shards)."""
+        self.warn_replicas()
 
     def warn_replicas(self) -> None:
         if self._replica_mismatch:
@@ -172,43 +181,22 @@ def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k.removeprefix(PREFIX): v for k, v in state.items()}
 
 
-def _open(path, preset, max_seq_len):
-    from ..tokenizer import Tokenizer
-
-    ckpt = ReleasedCheckpoint(path, preset, max_seq_len)
-    tokenizer = Tokenizer.from_file(ckpt.tokenizer_path)
-    cfg = ckpt.config(vocab_size=ckpt.shapes()["tok_embeddings.weight"][0])
-    if tokenizer.vocab_size > cfg.llm.vocab_size:
-        raise ValueError(f"tokenizer has {tokenizer.vocab_size} pieces, embeddings only "
-                         f"{cfg.llm.vocab_size}")
-    return ckpt, cfg
-
-
 def load(path: str | Path, device: str | torch.device | None = None,
          dtype: torch.dtype | None = None, preset: str | None = None,
          max_seq_len: int = 4096) -> SphinxModel:
     """Model from a released checkpoint directory; ``preset`` overrides ``meta.json``'s variant."""
-    ckpt, cfg = _open(path, preset, max_seq_len)
-    loaded = load_model(ckpt, device=device, dtype=dtype, cfg=cfg)
-    ckpt.warn_replicas()
-    return loaded
+    return load_source(ReleasedCheckpoint(path, preset, max_seq_len), device=device, dtype=dtype)
 
 
 def convert(src: str | Path, dst: str | Path, preset: str | None = None,
             max_seq_len: int = 4096, max_shard_bytes: int = ours.MAX_SHARD_BYTES) -> Path:
     """Released format -> ours, streaming: one merged tensor in memory at a time."""
-    ckpt, cfg = _open(src, preset, max_seq_len)
-    model, plan = plan_model(ckpt, cfg)
+    ckpt = ReleasedCheckpoint(src, preset, max_seq_len)
+    cfg = ckpt.config()
+    check_tokenizer(ckpt.tokenizer_path, cfg)
+    _, plan = plan_model(ckpt, cfg)
     shapes = ckpt.shapes()
-    specs = [TensorSpec(n, shapes[n], ckpt.shards[0][n].dtype) for n in plan.plan]
-
-    def produce(name: str) -> torch.Tensor:
-        # Copy out, then let go of the mapped pages: the page cache is not charged to this
-        # process, so peak RSS stays near one tensor instead of growing to the checkpoint size.
-        tensor = ckpt.get(name).clone()
-        ckpt.release(name)
-        return tensor
-
-    out = ours.write(dst, model.cfg, ckpt.tokenizer_path, specs, produce, max_shard_bytes)
-    ckpt.warn_replicas()
+    specs = [TensorSpec(n, shapes[n], ckpt.dtype(n)) for n in plan.plan]
+    out = ours.write(dst, cfg, ckpt.tokenizer_path, specs, ckpt.take, max_shard_bytes)
+    ckpt.report()
     return out

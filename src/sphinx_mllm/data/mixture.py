@@ -109,7 +109,15 @@ class Mixture:
 
     @property
     def types(self) -> list[str]:
-        return [self.sources[s].type for s in self.source_index]
+        """The sampler's group key of each sample: its source's ``type``; a type that holds both
+        image and text-only samples is split (``"<type>/text"`` for the text-only ones), so that
+        no global batch mixes them: under FSDP every rank must touch the same parameters."""
+        declared = [self.sources[s].type for s in self.source_index]
+        kinds: dict[str, set[bool]] = {}
+        for kind, sample in zip(declared, self.samples):
+            kinds.setdefault(kind, set()).add(sample.image is not None)
+        return [kind + "/text" if len(kinds[kind]) == 2 and sample.image is None else kind
+                for kind, sample in zip(declared, self.samples)]
 
     @property
     def weights(self) -> list[float]:

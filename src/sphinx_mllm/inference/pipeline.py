@@ -269,7 +269,7 @@ def load(path_or_preset: str | Path, device: str | torch.device | None = None,
                                 "(ours: config.json + model.safetensors.index.json; released: "
                                 "meta.json + consolidated.XX-of-YY.model.pth)")
     source = checkpoint.open(path_or_preset, preset=preset)
-    model = checkpoint.load(path_or_preset, device=device, dtype=dtype, preset=preset)
+    model = checkpoint.load_source(source, device=device, dtype=dtype)
     return _pipeline(model, source.tokenizer_path, quantize, engine_options)
 
 

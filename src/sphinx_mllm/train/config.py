@@ -16,8 +16,8 @@ LORA_TARGETS = ("wq", "wk", "wv", "wo", "w1", "w2", "w3")
 
 @dataclass
 class OptimConfig:
-    """AdamW; linear warm-up from 0 to ``lr`` over ``warmup_steps``, then half-cosine to ``min_lr``
-    at the last step. ``clip_grad`` <= 0 turns clipping off."""
+    """AdamW; linear warm-up to ``lr`` over ``warmup_steps`` (from ``lr / warmup_steps``), then a
+    half-cosine to ``min_lr`` at the last step (``optim.lr_at``). ``clip_grad`` <= 0: no clipping."""
 
     lr: float = 2e-5
     min_lr: float = 0.0
@@ -140,6 +140,8 @@ def from_dict(data: dict, base: Path) -> TrainConfig:
     if data["model"] not in PRESET_NAMES:
         data["model"] = str(_resolve(base, data["model"]))
     data["data"], data["out"] = _resolve(base, data["data"]), _resolve(base, data["out"])
+    if data.get("resume") not in (None, "auto", "none"):
+        data["resume"] = str(_resolve(base, data["resume"]))
     optim = data.get("optim") or {}
     _check_keys(optim, OptimConfig, "optim.")
     data["optim"] = OptimConfig(**optim)

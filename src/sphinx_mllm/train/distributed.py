@@ -31,6 +31,14 @@ class Dist:
     def sharded(self) -> bool:
         return self.world_size > 1
 
+    def broadcast(self, value):
+        """Rank 0's ``value`` on every rank (any picklable object)."""
+        if not dist.is_initialized():
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def barrier(self) -> None:
         if dist.is_initialized():
             dist.barrier()
@@ -64,9 +72,12 @@ def init(device: str | None = None) -> Dist:
     return Dist(rank, world, dev)
 
 
-def close(d: Dist) -> None:
+def close(d: Dist, barrier: bool = True) -> None:
+    """Leave the process group; ``barrier=False`` after an error, when peers may be stuck in a
+    collective that this rank will never join."""
     if dist.is_initialized():
-        dist.barrier()  # before destroy: avoids a crash at exit seen with gloo
+        if barrier:
+            dist.barrier()  # before destroy: avoids a crash at exit seen with gloo
         dist.destroy_process_group()
 
 

@@ -19,6 +19,7 @@ from .. import checkpoint
 from ..checkpoint import loader, ours
 from ..checkpoint.safetensors_io import TensorSpec
 from .freeze import part_of
+from .state import publish
 
 
 class MixError(ValueError):
@@ -26,12 +27,20 @@ class MixError(ValueError):
 
 
 def mix(a: str | Path, b: str | Path, out: str | Path, betas: Sequence[float],
-        include_projector: bool = False) -> list[Path]:
-    """Write one mixed checkpoint per beta: ``out`` for one beta, ``out/beta-<b>/`` for several."""
+        include_projector: bool = False, preset: str | None = None) -> list[Path]:
+    """Write one mixed checkpoint per beta: ``out`` for one beta, ``out/beta-<b>/`` for several.
+
+    ``preset`` names the variant of released-format parents whose ``meta.json`` is not enough.
+    The output has A's dtypes.
+    """
     betas = [float(x) for x in betas]
     if not betas or any(not 0.0 <= x <= 1.0 for x in betas):
         raise ValueError(f"beta must be in [0, 1], got {betas}")
-    src_a, src_b = checkpoint.open(a), checkpoint.open(b)
+    out = Path(out)
+    for parent in (a, b):
+        if out.resolve() == Path(parent).resolve() or Path(parent).resolve() in out.resolve().parents:
+            raise ValueError(f"--out {out} would overwrite the parent {parent}")
+    src_a, src_b = checkpoint.open(a, preset=preset), checkpoint.open(b, preset=preset)
     cfg, cfg_a, cfg_b = src_a.config(), src_a.config().to_dict(), src_b.config().to_dict()
     if cfg_a != cfg_b:
         field = next(k for k in cfg_a if cfg_a[k] != cfg_b.get(k))
@@ -46,11 +55,11 @@ def mix(a: str | Path, b: str | Path, out: str | Path, betas: Sequence[float],
     mixed = {n for n, targets in plan.plan.items() if part_of(targets[0]) in mixed_parts}
     encoders = [n for n, targets in plan.plan.items() if part_of(targets[0]) == "encoders"]
     for name in encoders:  # refuse before writing anything
-        if not torch.equal(src_a.get(name), src_b.get(name)):
+        tensor_a = src_a.take(name)
+        if not torch.equal(tensor_a, src_b.take(name).to(tensor_a.dtype)):
             raise MixError(f"parents differ in the frozen encoder tensor {name}: they do not "
                            "share their vision towers, so they are not siblings to mix")
     hashes = [content_hash(src_a.path), content_hash(src_b.path)]
-    out = Path(out)
     written = []
     for beta in betas:
         target = out if len(betas) == 1 else out / f"beta-{beta:g}"
@@ -61,11 +70,12 @@ def mix(a: str | Path, b: str | Path, out: str | Path, betas: Sequence[float],
 
 
 def mix_tensors(a: torch.Tensor, b: torch.Tensor, beta: float) -> torch.Tensor:
-    """``beta * a + (1 - beta) * b`` in float32, cast back; beta 1 / 0 return a / b exactly."""
+    """``beta * a + (1 - beta) * b`` in float32, in ``a``'s dtype; beta 1 / 0 return a / b
+    exactly (b cast to a's dtype)."""
     if beta == 1.0:
         return a
     if beta == 0.0:
-        return b
+        return b.to(a.dtype)
     return (beta * a.float() + (1.0 - beta) * b.float()).to(a.dtype)
 
 
@@ -74,15 +84,14 @@ def _write(src_a, src_b, names, mixed: set[str], beta: float, target: Path, meta
     specs = [TensorSpec(n, shapes[n], src_a.dtype(n)) for n in names]
 
     def produce(name: str) -> torch.Tensor:
-        a = src_a.get(name)
-        return mix_tensors(a, src_b.get(name), beta) if name in mixed else a
+        a = src_a.take(name)  # a copy; a released parent's mapped pages are dropped
+        return mix_tensors(a, src_b.take(name), beta) if name in mixed else a
 
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    ours.write(tmp, src_a.config(), src_a.tokenizer_path, specs, produce, metadata=meta)
-    shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp.rename(target)
+    ours.write(tmp, src_a.config(), src_a.tokenizer_path, specs, produce, metadata=meta)
+    publish(tmp, target)
     return target
 
 

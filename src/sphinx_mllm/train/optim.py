@@ -26,11 +26,13 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def lr_at(step: int, steps: int, cfg: OptimConfig) -> float:
-    """Learning rate for optimiser step ``step`` (0-based) of ``steps``."""
+    """Learning rate for optimiser step ``step`` (0-based) of ``steps``: ``lr * (step + 1) / W``
+    for the ``W`` warm-up steps (the last of them at ``lr``), then a half-cosine that reaches
+    ``min_lr`` at the last step."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(steps - cfg.warmup_steps, 1)
-    progress = min((step - cfg.warmup_steps) / span, 1.0)
+    span = steps - cfg.warmup_steps
+    progress = 1.0 if span <= 0 else min((step - cfg.warmup_steps + 1) / span, 1.0)
     return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 

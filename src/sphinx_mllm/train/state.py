@@ -69,7 +69,8 @@ def find_resume(out: Path, resume: str) -> Path | None:
 
 
 def save(out: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-         trainer: dict, d: Dist, keep_last: int) -> Path:
+         progress: dict, d: Dist, keep_last: int) -> Path:
+    """Write the checkpoint of ``step`` (all ranks call it); ``progress`` becomes trainer.json."""
     final = step_dir(out, step)
     tmp = final.with_name(final.name + ".tmp")
     if d.is_main:
@@ -83,20 +84,21 @@ def save(out: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimize
     _fsync_tree(tmp)
     d.barrier()
     if d.is_main:
-        _write_synced(tmp / TRAINER, json.dumps(trainer, indent=1) + "\n")
-        _fsync(tmp)
-        shutil.rmtree(final, ignore_errors=True)  # a re-run of the same step replaces it
-        os.rename(tmp, final)
-        _fsync(final.parent)
+        _write_synced(tmp / TRAINER, json.dumps(progress, indent=1) + "\n")
+        publish(tmp, final)  # a re-run of the same step replaces it
         for old in complete(out)[:-keep_last]:
             shutil.rmtree(old)
     d.barrier()
     return final
 
 
-def load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, d: Dist) -> dict:
-    """Restore model, optimiser and this rank's RNG from ``path``; return ``trainer.json``."""
-    trainer = json.loads((path / TRAINER).read_text())
+def read_progress(path: Path) -> dict:
+    """``trainer.json``: step, sampler position, world size, global batch, seed."""
+    return json.loads((path / TRAINER).read_text())
+
+
+def load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, d: Dist) -> None:
+    """Restore model, optimiser and this rank's RNG from ``path``."""
     model_sd, optim_sd = get_state_dict(model, optimizer, options=_OPTIONS)
     state = {"model": model_sd, "optim": optim_sd}
     with _quiet():
@@ -106,7 +108,16 @@ def load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, d: Dist
     rng = path / f"rng-{d.rank:05d}.pt"
     if rng.is_file():
         _set_rng_state(torch.load(rng, weights_only=True))
-    return trainer
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Make the finished directory ``tmp`` appear as ``final`` durably and atomically: fsync its
+    files and itself, replace ``final``, fsync the parent. Readers see all of it or nothing."""
+    _fsync_tree(tmp)
+    _fsync(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    os.rename(tmp, final)
+    _fsync(final.parent)
 
 
 @contextlib.contextmanager

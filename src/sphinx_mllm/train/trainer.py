@@ -40,6 +40,30 @@ from .optim import lr_at, make_optimizer, set_lr
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Precision:
+    """The run's one dtype policy: fp32 master weights for everything that trains; with bf16,
+    autocast compute, bf16 FSDP all-gathers (fp32 gradient reduction) and frozen weights kept in
+    bf16, since they need no master copy."""
+
+    bf16: bool
+
+    @classmethod
+    def resolve(cls, name: str | None, device: torch.device) -> Precision:
+        return cls((name or ("bf16" if device.type == "cuda" else "fp32")) == "bf16")
+
+    def storage(self, frozen: bool, encoder: bool, sharded: bool) -> torch.dtype:
+        # FSDP2 wants one dtype per sharded block, so frozen LLM weights (LoRA) stay fp32 there.
+        low = self.bf16 and frozen and (encoder or not sharded)
+        return torch.bfloat16 if low else torch.float32
+
+    def autocast(self, device: torch.device):
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def saved(self, save_dtype: str | None) -> torch.dtype:
+        return getattr(torch, save_dtype or ("bfloat16" if self.bf16 else "float32"))
+
+
 @dataclass
 class Prepared:
     """The model to train and where it came from."""
@@ -47,23 +71,80 @@ class Prepared:
     model: SphinxModel
     config: SphinxConfig
     tokenizer_path: Path
-    trainable: dict[str, int]
+    trainable_counts: dict[str, int]  # parameters per trainable part
 
 
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) the training described by ``cfg``; return ``cfg.out / "final"``."""
     d = distributed.init(cfg.device)
+    finished = False
     try:
-        return _train(cfg, d)
+        final = _train(cfg, d)
+        finished = True
+        return final
     finally:
-        distributed.close(d)
+        distributed.close(d, barrier=finished)  # after an error, peers may be in a collective
 
 
 def _train(cfg: TrainConfig, d: distributed.Dist) -> Path:
-    bf16 = (cfg.precision or ("bf16" if d.device.type == "cuda" else "fp32")) == "bf16"
-    prepared = prepare_model(cfg, d, bf16)
+    precision = Precision.resolve(cfg.precision, d.device)
+    prepared = prepare_model(cfg, d, precision)
     model = prepared.model
-    tokenizer = Tokenizer.from_file(prepared.tokenizer_path)
+    batches = make_batches(cfg, d, prepared)
+    optimizer = make_optimizer(model, cfg.optim)
+    start = resume(cfg, d, model, optimizer, batches)
+    metrics = Metrics(cfg.out / "metrics.jsonl", d.is_main, keep_until=start)
+    if d.is_main:
+        (cfg.out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        log.info("training %s from step %d; trainable parameters per part: %s",
+                 prepared.config.name, start, prepared.trainable_counts)
+    if d.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()  # training's peak, not the model build's
+    bar = tqdm(total=cfg.steps, initial=start, disable=not d.is_main, unit="step",
+               dynamic_ncols=True)
+    stream = iter(batches)
+    model.train()
+    for step in range(start, cfg.steps):
+        record = train_step(model, stream, optimizer, step, cfg, d, precision)
+        metrics.write(record)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
+        bar.update(1)
+        done = step + 1
+        if (cfg.save_every and done % cfg.save_every == 0) or done == cfg.steps:
+            progress = {"step": done, "sampler": batches.state(), "world_size": d.world_size,
+                        "global_batch": batches.sampler.global_batch, "seed": cfg.seed}
+            state.save(cfg.out, done, model, optimizer, progress, d, cfg.keep_last)
+    bar.close()
+    return export_final(model, cfg, prepared, d, precision)
+
+
+def train_step(model: SphinxModel, stream: Iterator[Batch], optimizer: torch.optim.Optimizer,
+               step: int, cfg: TrainConfig, d: distributed.Dist, precision: Precision) -> dict:
+    """One optimiser step over ``grad_accum`` micro-batches; the ``metrics.jsonl`` record."""
+    t0 = time.perf_counter()
+    lr = lr_at(step, cfg.steps, cfg.optim)
+    set_lr(optimizer, lr)
+    loss_sum, tokens = torch.zeros((), device=d.device), 0
+    for micro in range(cfg.grad_accum):
+        if d.sharded:  # reduce-scatter gradients once per step, not once per micro-batch
+            model.set_requires_gradient_sync(micro == cfg.grad_accum - 1)
+        batch = next(stream)
+        loss = micro_batch_loss(model, batch, d.device, cfg.loss, precision)
+        (loss / cfg.grad_accum).backward()
+        loss_sum += loss.detach()
+        tokens += int(batch.attention_mask.sum())
+    grad_norm = _clip(model, cfg.optim.clip_grad)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    elapsed = time.perf_counter() - t0
+    record = {"step": step + 1, "loss": d.mean(loss_sum.item() / cfg.grad_accum), "lr": lr,
+              "tokens_per_s": d.sum(tokens) / elapsed, "grad_norm": grad_norm, "step_s": elapsed}
+    if d.device.type == "cuda":
+        record["peak_mem_gb"] = torch.cuda.max_memory_allocated(d.device) / 2**30
+    return record
+
+
+def make_batches(cfg: TrainConfig, d: distributed.Dist, prepared: Prepared) -> Batches:
     mixture = load_mixture(read_mixture_config(cfg.data), seed=cfg.seed)
     sampler = TypeGroupedBatchSampler(
         mixture.types, mixture.lengths, cfg.batch_size, weights=mixture.weights,
@@ -71,63 +152,34 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> Path:
     if len(sampler) == 0:
         raise ValueError(f"{cfg.data}: {len(mixture)} samples make no global batch of "
                          f"{sampler.global_batch} within one type")
+    tokenizer = Tokenizer.from_file(prepared.tokenizer_path)
     max_length = cfg.max_length or prepared.config.llm.max_seq_len
-    batches = Batches(mixture, sampler, Collator(Processor(tokenizer, prepared.config), max_length),
-                      cfg.num_workers)
-    optimizer = make_optimizer(model, cfg.optim)
+    collate = Collator(Processor(tokenizer, prepared.config), max_length)
+    return Batches(mixture, sampler, collate, cfg.num_workers)
 
-    start = 0
-    resume_from = state.find_resume(cfg.out, cfg.resume)
-    if resume_from is not None:
-        trainer = state.load(resume_from, model, optimizer, d)
-        _check_compatible(trainer, sampler, d)
-        start = trainer["step"]
-        sampler.load_state_dict(trainer["sampler"])
-    else:
+
+def resume(cfg: TrainConfig, d: distributed.Dist, model: SphinxModel,
+           optimizer: torch.optim.Optimizer, batches: Batches) -> int:
+    """Restore the newest complete checkpoint (rank 0 chooses for all); the step to start at."""
+    found = state.find_resume(cfg.out, cfg.resume) if d.is_main else None
+    path = d.broadcast(found)
+    if path is None:
         torch.manual_seed(cfg.seed + 1000 * (d.rank + 1))  # dropout differs per rank, not per run
-    metrics = Metrics(cfg.out / "metrics.jsonl", d.is_main, keep_until=start)
-    if d.is_main:
-        (cfg.out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        log.info("training %s from step %d: %s trainable parameters", prepared.config.name, start,
-                 prepared.trainable)
-
-    bar = tqdm(total=cfg.steps, initial=start, disable=not d.is_main, unit="step",
-               dynamic_ncols=True)
-    stream = iter(batches)
-    model.train()
-    for step in range(start, cfg.steps):
-        t0 = time.perf_counter()
-        lr = lr_at(step, cfg.steps, cfg.optim)
-        set_lr(optimizer, lr)
-        loss_sum, tokens = 0.0, 0
-        for _ in range(cfg.grad_accum):
-            batch = next(stream)
-            loss = micro_batch_loss(model, batch, d.device, cfg.loss, bf16)
-            (loss / cfg.grad_accum).backward()
-            loss_sum += loss.item()
-            tokens += int(batch.attention_mask.sum())
-        grad_norm = _clip(model, cfg.optim.clip_grad)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        elapsed = time.perf_counter() - t0
-        record = {"step": step + 1, "loss": d.mean(loss_sum / cfg.grad_accum), "lr": lr,
-                  "tokens_per_s": d.sum(tokens) / elapsed, "grad_norm": grad_norm,
-                  "step_s": elapsed}
-        metrics.write(record)
-        bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
-        bar.update(1)
-        done = step + 1
-        if (cfg.save_every and done % cfg.save_every == 0) or done == cfg.steps:
-            trainer = {"step": done, "sampler": batches.state(), "world_size": d.world_size,
-                       "global_batch": sampler.global_batch, "seed": cfg.seed}
-            state.save(cfg.out, done, model, optimizer, trainer, d, cfg.keep_last)
-    bar.close()
-    return export_final(model, cfg, prepared, d, bf16)
+        return 0
+    progress = state.read_progress(path)
+    saved = (progress["world_size"], progress["global_batch"])
+    if saved != (d.world_size, batches.sampler.global_batch):
+        raise ValueError(f"{path} was written with world size {saved[0]} and global batch "
+                         f"{saved[1]}; this run has {d.world_size} and "
+                         f"{batches.sampler.global_batch}: the data position would not carry over")
+    state.load(path, model, optimizer, d)
+    batches.sampler.load_state_dict(progress["sampler"])
+    return progress["step"]
 
 
 # --- model ------------------------------------------------------------------------------------
 
-def prepare_model(cfg: TrainConfig, d: distributed.Dist, bf16: bool) -> Prepared:
+def prepare_model(cfg: TrainConfig, d: distributed.Dist, precision: Precision) -> Prepared:
     """Build on ``meta``, add LoRA, freeze, checkpoint activations, shard; then load weights.
 
     A preset starts from random weights drawn with ``cfg.seed`` (on the CPU when distributed, so
@@ -152,27 +204,24 @@ def prepare_model(cfg: TrainConfig, d: distributed.Dist, bf16: bool) -> Prepared
         lora.add_lora(model.llm, cfg.lora)
         if cfg.model not in PRESET_NAMES:
             tensors = chain(tensors, _fresh_lora(model))
-    trainable = apply_trainable(model, cfg.trainable)
+    counts = apply_trainable(model, cfg.trainable)
     if cfg.activation_checkpointing:
         from torch.distributed._composable import checkpoint as checkpoint_activations
 
         for block in model.llm.layers:
             checkpoint_activations(block)
     if d.sharded:
-        distributed.shard(model, bf16)
+        distributed.shard(model, precision.bf16)
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
 
     def dtype_for(name: str, tensor: torch.Tensor) -> torch.dtype:
         if not tensor.is_floating_point():
             return tensor.dtype
-        # Trainable weights keep fp32 master copies; frozen ones need none. FSDP2 wants one
-        # dtype per sharded block, so frozen LLM weights (LoRA) stay fp32 when sharded.
-        low = name in frozen and (name.startswith("encoders.") or not d.sharded)
-        return torch.bfloat16 if bf16 and low else torch.float32
+        return precision.storage(name in frozen, name.startswith("encoders."), d.sharded)
 
     distributed.assign(model, tensors, d.device, dtype_for)
     model.reset_buffers()
-    return Prepared(model, model_cfg, Path(tokenizer_path), trainable)
+    return Prepared(model, model_cfg, Path(tokenizer_path), counts)
 
 
 def _fresh_lora(model: SphinxModel) -> Iterator[tuple[str, torch.Tensor]]:
@@ -191,9 +240,9 @@ def _bundled_tokenizer() -> Path:
 # --- loss -------------------------------------------------------------------------------------
 
 def micro_batch_loss(model: SphinxModel, batch: Batch, device: torch.device, mode: str,
-                     bf16: bool) -> torch.Tensor:
+                     precision: Precision) -> torch.Tensor:
     images = batch.images.to(device) if batch.images is not None else None
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    with precision.autocast(device):
         logits = model(batch.input_ids.to(device), images)  # (B, T, V) float32
     return lm_loss(logits, batch.labels.to(device), mode)
 
@@ -242,9 +291,12 @@ class Batches:
 
     def __iter__(self) -> Iterator[Batch]:
         while True:
-            loader_ = DataLoader(self.mixture, batch_sampler=self.sampler, collate_fn=self.collate,
-                                 num_workers=self.num_workers)
-            for batch in loader_:
+            # Its own generator: a DataLoader draws a base seed when it starts, which must not
+            # come from the global RNG (a resumed run would then diverge from an uninterrupted one).
+            seeded = torch.Generator().manual_seed(self.sampler.seed + self.sampler.epoch)
+            batches = DataLoader(self.mixture, batch_sampler=self.sampler, collate_fn=self.collate,
+                                 num_workers=self.num_workers, generator=seeded)
+            for batch in batches:
                 self.consumed += 1
                 yield batch
             self.sampler.set_epoch(self.sampler.epoch + 1)
@@ -252,14 +304,6 @@ class Batches:
 
     def state(self) -> dict:
         return self.sampler.state_dict(self.consumed)
-
-
-def _check_compatible(trainer: dict, sampler: TypeGroupedBatchSampler, d: distributed.Dist) -> None:
-    saved = (trainer["world_size"], trainer["global_batch"])
-    if saved != (d.world_size, sampler.global_batch):
-        raise ValueError(f"checkpoint was written with world size {saved[0]} and global batch "
-                         f"{saved[1]}; this run has {d.world_size} and {sampler.global_batch}: the "
-                         "data position would not carry over")
 
 
 # --- outputs ----------------------------------------------------------------------------------
@@ -289,8 +333,11 @@ class Metrics:
 
 
 def export_final(model: SphinxModel, cfg: TrainConfig, prepared: Prepared, d: distributed.Dist,
-                 bf16: bool) -> Path:
-    """``out/final``: the whole model (LoRA merged) in our checkpoint format, written atomically."""
+                 precision: Precision) -> Path:
+    """``out/final``: the whole model (LoRA merged) in our checkpoint format, written atomically.
+
+    Rank 0 gathers the full state dict on the CPU and casts one tensor at a time while writing.
+    """
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True,
@@ -299,16 +346,19 @@ def export_final(model: SphinxModel, cfg: TrainConfig, prepared: Prepared, d: di
     if d.is_main:
         if cfg.lora is not None:
             full = lora.merge_state(full, cfg.lora.scale)
-        name = cfg.save_dtype or ("bfloat16" if bf16 else "float32")
-        dtype = getattr(torch, name)
-        canonical = keymap.to_canonical({k: v.to(dtype) if v.is_floating_point() else v
-                                         for k, v in full.items()})
-        specs = [ours.TensorSpec(n, tuple(t.shape), t.dtype) for n, t in canonical.items()]
+        dtype = precision.saved(cfg.save_dtype)
+        canonical = keymap.to_canonical(full)
+
+        def produce(name: str) -> torch.Tensor:
+            tensor = canonical[name]
+            return tensor.to(dtype) if tensor.is_floating_point() else tensor
+
+        specs = [ours.TensorSpec(n, tuple(t.shape), dtype if t.is_floating_point() else t.dtype)
+                 for n, t in canonical.items()]
         tmp = final.with_name("final.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        ours.write(tmp, prepared.config, prepared.tokenizer_path, specs, canonical.__getitem__)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        ours.write(tmp, prepared.config, prepared.tokenizer_path, specs, produce)
+        state.publish(tmp, final)
     d.barrier()
     return final
 
