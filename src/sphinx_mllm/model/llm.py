@@ -41,12 +41,18 @@ def rope_table(head_dim: int, max_positions: int, theta: float) -> torch.Tensor:
 def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     """Rotate consecutive channel pairs (Meta / "interleaved" convention).
 
-    x: (B, T, H, D); rotation: (B, T, 1, D/2) complex, cos + i sin of each token's angles
-    (:meth:`Transformer.rotations`). As a complex product, as Meta's ``apply_rotary_emb`` does:
-    few ops, which matters when a decode step is dominated by per-op overhead.
+    x: (B, T, H, D); rotation: (B, T, 1, D/2, 2) (cos, sin) of each token's angles
+    (:meth:`Transformer.rotations`). Eager, as one complex product like Meta's
+    ``apply_rotary_emb`` (few ops: a decode step of a small model is per-op overhead); under
+    ``torch.compile`` in real arithmetic, which inductor fuses (it has no complex kernels).
     """
-    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))  # (B, T, H, D/2)
-    return torch.view_as_real(xc * rotation).flatten(-2).type_as(x)
+    xf = x.float().unflatten(-1, (-1, 2))  # (B, T, H, D/2, 2)
+    if torch.compiler.is_compiling():
+        (x0, x1), (cos, sin) = xf.unbind(-1), rotation.unbind(-1)
+        out = torch.stack([x0 * cos - x1 * sin, x1 * cos + x0 * sin], dim=-1)
+    else:
+        out = torch.view_as_real(torch.view_as_complex(xf) * torch.view_as_complex(rotation))
+    return out.flatten(-2).type_as(x)
 
 
 class KVCache(nn.Module):
@@ -167,8 +173,8 @@ class Transformer(nn.Module):
         return 2 * cfg.max_seq_len
 
     def rotations(self, input_pos: torch.Tensor) -> torch.Tensor:
-        """(B, T) positions -> (B, T, 1, D/2) complex RoPE rotations, shared by every layer."""
-        return torch.view_as_complex(self.rope[input_pos])[:, :, None]
+        """(B, T) positions -> (B, T, 1, D/2, 2) RoPE (cos, sin), gathered once for all layers."""
+        return self.rope[input_pos][:, :, None]
 
     def forward(self, h: torch.Tensor, input_pos: torch.Tensor | None = None,
                 cache: Sequence[LayerKV] | None = None) -> torch.Tensor:
@@ -183,7 +189,7 @@ class Transformer(nn.Module):
         B, T, _ = h.shape
         if input_pos is None:
             input_pos = torch.arange(T, device=h.device).expand(B, T)
-        rope = self.rotations(input_pos)  # (B, T, 1, D/2) complex
+        rope = self.rotations(input_pos)  # (B, T, 1, D/2, 2)
         mask = None
         if cache is not None:
             keys = torch.arange(cache[0].k.shape[2], device=h.device)
