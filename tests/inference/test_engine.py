@@ -164,3 +164,14 @@ def test_a_failing_stop_function_ends_only_its_sequence(sharp_model):
     with pytest.raises(RuntimeError, match="stop broke"):
         bad.result()
     assert good.result() == plain(sharp_model, [1, 6], None, 5)
+
+
+def test_close_cancels_running_and_waiting_sequences(sharp_model):
+    engine = Engine(sharp_model, max_batch=1, prefix_cache=0)
+    running = engine.submit([1, 5], None, SamplingParams(max_new_tokens=500))
+    waiting = engine.submit([1, 6], None, SamplingParams(max_new_tokens=5))
+    next(running)
+    engine.close()
+    assert running.finish_reason == "cancelled" and waiting.finish_reason == "cancelled"
+    assert engine.busy_slots == 0 and len(running.tokens) < 500 and waiting.tokens == []
+    assert engine.submit([1, 6], None, SamplingParams(max_new_tokens=3)).result()  # usable again

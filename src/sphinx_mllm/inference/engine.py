@@ -35,10 +35,12 @@ overhead is small, as on a CPU.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import heapq
 import queue
 import threading
+import weakref
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Callable, Sequence as Seq
@@ -53,6 +55,15 @@ from .steps import decode_one_token, new_cache, prefill
 
 StopFn = Callable[[list[int]], bool]
 _END = object()
+_WORKING: weakref.WeakSet = weakref.WeakSet()  # engines whose worker thread has been started
+
+
+@atexit.register
+def _close_engines() -> None:
+    """At interpreter exit, end every engine's worker before torch's thread pools are torn down
+    (a worker still inside a kernel then aborts the process)."""
+    for engine in list(_WORKING):
+        engine.close()
 
 
 def _never(tokens: list[int]) -> bool:
@@ -255,7 +266,21 @@ class Engine:
             if self._worker is None:
                 self._worker = threading.Thread(target=self._run, name="sphinx-engine", daemon=True)
                 self._worker.start()
+                _WORKING.add(self)
         return seqs
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Cancel every sequence and wait (up to ``timeout`` s) for the worker to stop. The engine
+        stays usable: a later submit starts a new worker."""
+        with self._lock:
+            for seq in list(self._waiting):
+                self._finish(seq, "cancelled")
+            self._waiting.clear()
+            for seq in self._running.values():
+                seq._cancelled = True
+            worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout)
 
     def clear_prefixes(self) -> None:
         """Forget every cached prefix (needed after the model's weights change)."""
