@@ -438,9 +438,6 @@ def cmd_toy_eval(args) -> int:
     from .eval.runner import json_safe
     from .toy.evaluate import evaluate_seed, format_scores
 
-    if args.model is None:
-        raise SystemExit("error: no trained toy-world model ships with the package yet; pass "
-                         "--model (a checkpoint directory or a preset)")
     pipe = _load_pipeline(args)
     try:
         result = evaluate_seed(pipe, args.seed, args.n, args.out, batch_size=args.batch_size,
@@ -538,7 +535,8 @@ def add_toy_commands(sub) -> None:
     tr.set_defaults(func=cmd_toy_train)
 
     ev = toy_sub.add_parser("eval", help="score a model on a freshly generated held-out world")
-    ev.add_argument("--model", default=None, help="checkpoint directory or preset name")
+    ev.add_argument("--model", default=None, help="checkpoint directory or preset name "
+                    "(default: the bundled toy-world model)")
     ev.add_argument("--seed", type=int, required=True, help=f"a held-out seed (>= {HELD_OUT_START})")
     ev.add_argument("--n", type=int, default=300, help="number of pictures")
     ev.add_argument("--out", default=None, help="keep the world and the answers here")
@@ -562,8 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = sub.add_parser("chat", help="answer one question about an image")
     chat.add_argument("question")
-    chat.add_argument("--model", required=True, help="checkpoint directory or preset name "
-                      "(presets have random weights)")
+    chat.add_argument("--model", default=None, help="checkpoint directory or preset name "
+                      "(presets have random weights); default: the bundled toy-world model")
     chat.add_argument("--image", help="image file; omit for a text-only chat")
     chat.add_argument("--json", action="store_true", help="print answer, tokens, finish reason and "
                       "objects (boxes/points/keypoints in original-image pixels) as JSON")

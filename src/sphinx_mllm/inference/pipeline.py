@@ -39,6 +39,12 @@ def bundled_tokenizer_path() -> Path:
     return Path(str(resources.files("sphinx_mllm") / "assets" / "toy-tokenizer.model"))
 
 
+def bundled_model_path() -> Path:
+    """The trained toy-world model shipped in the package (docs/toy-world.md): the default of
+    :func:`load`, ``sphinx-mllm chat`` and ``sphinx-mllm toy eval``."""
+    return Path(str(resources.files("sphinx_mllm") / "assets" / "toy-world"))
+
+
 def example_image_path() -> Path:
     return Path(str(resources.files("sphinx_mllm") / "assets" / "example.png"))
 
@@ -239,11 +245,12 @@ def _pipeline(model: SphinxModel, tokenizer: Path, quantize: str | None,
     return Pipeline(model, Tokenizer.from_file(tokenizer), **engine_options)
 
 
-def load(path_or_preset: str | Path, device: str | torch.device | None = None,
+def load(path_or_preset: str | Path | None = None, device: str | torch.device | None = None,
          dtype: torch.dtype | None = None, preset: str | None = None,
          quantize: str | None = None, **engine_options) -> Pipeline:
     """A chat pipeline from a checkpoint directory (ours or a released SPHINX one), or a preset
-    name with random weights. Defaults: CUDA in bf16 when available, else CPU in the stored dtype.
+    name with random weights; without one, the bundled toy-world model (:func:`bundled_model_path`).
+    Defaults: CUDA in bf16 when available, else CPU in the stored dtype.
     ``quantize`` ("int8" / "int4") quantizes the LLM's linear weights only
     (:func:`~sphinx_mllm.model.quantize.quantize_llm`); ``engine_options`` go to :class:`Engine`
     (``max_batch``, ``max_seq_len``, ``compile``, ``prefix_cache``).
@@ -254,6 +261,8 @@ def load(path_or_preset: str | Path, device: str | torch.device | None = None,
     """
     from .. import checkpoint
 
+    if path_or_preset is None:
+        path_or_preset = bundled_model_path()
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None and device.type == "cuda":
         dtype = torch.bfloat16
