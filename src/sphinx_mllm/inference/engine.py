@@ -13,9 +13,9 @@ nothing between calls.
 
 Threads. :meth:`Engine.submit` may be called from any number of threads at once. One worker thread
 (started on demand, gone when nothing is left to do) makes every model call. Between two decode
-steps it drops cancelled sequences, admits waiting ones into free slots (prefill, one by one) and
-then decodes one token for every running sequence in one batch: sequences join and leave between
-steps. Tokens reach each :class:`Sequence` through its own queue; ``cancel()`` (also closing a
+steps it drops cancelled sequences, admits waiting ones into free slots (prefill: newcomers on
+consecutive slots with nothing to reuse in one batch) and then decodes one token for every running
+sequence in one batch: sequences join and leave between steps. Tokens reach each :class:`Sequence` through its own queue; ``cancel()`` (also closing a
 ``with`` block) frees the slot before the next step. Only the worker touches the cache, so no lock
 is held during a model call.
 
