@@ -91,6 +91,12 @@ def test_prefix_cache_is_least_recently_used():
     assert lru.get(("m", "a")) is entry  # a is now the most recent
     lru.put(("m", "c"), entry)
     assert lru.get(("m", "b")) is None and lru.get(("m", "a")) is entry and len(lru) == 2
+    small = PrefixCache(8, max_bytes=3 * 2 * 4)  # room for three 1-float entries (k and v)
+    for name in "abcd":
+        small.put(("m", name), Prefix([1], torch.zeros(1), torch.zeros(1)))
+    assert len(small) == 3 and small.get(("m", "a")) is None and small.nbytes == 24
+    small.put(("m", "big"), Prefix([1], torch.zeros(4), torch.zeros(4)))  # larger than the limit
+    assert small.get(("m", "big")) is None and len(small) == 3
 
 
 def test_compiled_decode_gives_the_same_greedy_tokens(sharp_model, images):

@@ -108,13 +108,24 @@ class Prefix:
 
 
 class PrefixCache:
-    """Least-recently-used map of prefix keys to :class:`Prefix`, at most ``capacity`` entries.
-    Thread-safe (the engine's worker reads and writes it, any thread may clear it)."""
+    """Least-recently-used map of prefix keys to :class:`Prefix`: at most ``capacity`` entries and
+    ``max_bytes`` of keys/values (None: no byte limit; a larger entry is not kept). Thread-safe
+    (the engine's worker reads and writes it, any thread may clear it)."""
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, max_bytes: int | None = None):
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self._entries: OrderedDict[tuple, Prefix] = OrderedDict()
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _size(entry: Prefix) -> int:
+        return 2 * entry.k.numel() * entry.k.element_size()
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(self._size(e) for e in self._entries.values())
 
     def get(self, key: tuple) -> Prefix | None:
         with self._lock:
@@ -124,13 +135,15 @@ class PrefixCache:
             return entry
 
     def put(self, key: tuple, entry: Prefix) -> None:
-        if self.capacity <= 0:
+        if self.capacity <= 0 or (self.max_bytes is not None and self._size(entry) > self.max_bytes):
             return
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+            total = sum(self._size(e) for e in self._entries.values())
+            while len(self._entries) > self.capacity or (
+                    self.max_bytes is not None and total > self.max_bytes):
+                total -= self._size(self._entries.popitem(last=False)[1])
 
     def clear(self) -> None:
         with self._lock:
@@ -213,11 +226,13 @@ class Engine:
     max_batch: cache rows, i.e. sequences decoded together; more wait for a free slot.
     max_seq_len: positions per row (default the model's); prompt + max_new_tokens must fit.
     compile: compile the decode step (static shapes; CUDA graphs on a GPU).
-    prefix_cache: LRU capacity in prompts (0 disables reuse).
+    prefix_cache: LRU capacity in prompts (0 disables reuse); prefix_bytes: its memory limit
+    (default: half the KV cache's bytes, so it scales with what the caller allocated).
     """
 
     def __init__(self, model: SphinxModel, max_batch: int = 4, max_seq_len: int | None = None,
-                 compile: bool = False, prefix_cache: int = 8, span_step: int = 64):
+                 compile: bool = False, prefix_cache: int = 8, prefix_bytes: int | None = None,
+                 span_step: int = 64):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.model = model
@@ -228,7 +243,8 @@ class Engine:
             raise ValueError(f"max_seq_len {self.max_seq_len} exceeds the RoPE table ({limit})")
         self.compiled = compile
         self.span_step = span_step
-        self.prefixes = PrefixCache(prefix_cache)
+        self.prefixes = PrefixCache(prefix_cache, prefix_bytes if prefix_bytes is not None
+                                    else self.cache_bytes() // 2)
         self.stats = {"prefills": 0, "prefix_hits": 0, "reused_tokens": 0, "decode_steps": 0}
         self._cache: KVCache | None = None
         self._decode = self._compile_decode() if compile else self._decode_rows
