@@ -10,9 +10,9 @@ report per variant with every difference and the bounds it was held to (``failur
 
     python scripts/parity_check.py REFDATA [--variant llama_ens_light ...] [--dtype fp32] [--out r.json]
 
-One variant at a time: about 14 GB of RAM for the four-encoder variants (fp32), 8 GB for the Tiny
-ones; minutes per variant on 2 cores (the 10-view SPHINX-2k is the slowest). Exit status 1 when a
-bound fails.
+One variant at a time: up to 14 GB of RAM (the four-encoder variants in fp32; the checkpoint is
+memory-mapped) and minutes per variant on 2 busy cores (SPHINX-Tiny-1k, fp32 and bf16: 11; the
+10-view SPHINX-2k is the slowest). Exit status 1 when a bound fails.
 """
 
 from __future__ import annotations
@@ -303,8 +303,7 @@ def check(refdata: Path, variant: str, dtypes: list[str] | None = None) -> dict:
     messages = [{"role": "user", "content": QUESTION}]
     prompt = render(messages, add_generation_prompt=True).text
     token_ids = [int(t) for t in np.load(inputs / "token_ids.npy")]
-    source = checkpoint.open(ckpt)
-    processor = Processor(tokenizer, source.config())
+    processor = Processor(tokenizer, checkpoint.open(ckpt).config())  # the shards stay unread
     ours = [t for t in processor.encode_prompt(messages, has_image=True) if t != IMAGE_PLACEHOLDER_ID]
     report: dict = {"variant": variant, "checkpoint": ckpt.name,
                     "prompt_equal": prompt == (inputs / "prompt.txt").read_text(),
