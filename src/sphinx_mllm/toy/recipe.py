@@ -62,10 +62,10 @@ class Budget:
     encoder_batch: int = 16
     pretrain_steps: int = 120
     synthetic_steps: int = 50
-    betas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    betas: tuple[float, ...] = (0.0, 0.5, 1.0)
     beta_val_n: int = 40
-    curriculum_steps: int = 300
-    finetune_steps: int = 700
+    curriculum_steps: int = 250
+    finetune_steps: int = 850
     batch_size: int = 32
     eval_max_new_tokens: int | None = None  # cap on every answer (quick runs only)
 
