@@ -343,3 +343,30 @@ def test_disconnect_cancels_and_frees_the_slot(slow_pipe, logs, stream):
         [line] = {x for x in logs[seen:] if "chatcmpl-" in x}  # (root and package handlers)
         assert " disconnected " in line
         assert int(line.split("completion_tokens=")[1].split()[0]) < 950
+
+
+
+def test_a_second_image_is_refused_before_any_is_fetched_or_decoded(server):
+    """Each image is over the pixel limit (413 if decoded): the count is checked first."""
+    big = encode(Image.new("RGB", (1500, 1500), (9, 9, 9)))
+    body = {"model": MODEL, "messages": [user_message("a", big), user_message("b", big)]}
+    r = post(server, body)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_messages", r.text
+
+
+def test_out_of_range_seed_and_vanishing_temperature(server):
+    assert post(server, image_body(data_url(SMALL), seed=2**64)).status_code == 422
+    r = post(server, image_body(data_url(SMALL), temperature=1e-45))
+    assert r.status_code == 200, r.text  # greedy, not NaN probabilities
+
+
+def test_file_urls_that_cannot_name_a_readable_file(server):
+    link = server["media"] / "link.png"
+    if not link.exists():
+        link.symlink_to(server["outside"] / "secret.png")
+    assert post(server, image_body(link.as_uri())).status_code == 403  # symlink out of the dir
+    nul = "file://" + str(server["media"]) + "/a%00b.png"
+    assert post(server, image_body(nul)).status_code == 400
+    long = (server["media"] / ("x" * 5000)).as_uri()
+    assert post(server, image_body(long)).status_code == 400
+    assert post(server, image_body(data_url(SMALL))).status_code == 200  # still healthy

@@ -46,10 +46,15 @@ def top_p_filter(probs: torch.Tensor, p: float) -> torch.Tensor:
     return kept / kept.sum(-1, keepdim=True)
 
 
+MIN_TEMPERATURE = 1e-5
+"""Below this, sampling is greedy: dividing logits by a vanishing temperature overflows to inf
+and NaN probabilities, which must not fail a sequence (or, in a shared batch, its neighbours)."""
+
+
 def sample(logits: torch.Tensor, params: SamplingParams,
            generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, V) float logits -> (B,) next-token ids."""
-    if params.temperature == 0:
+    if params.temperature < MIN_TEMPERATURE:
         return logits.argmax(-1)
     probs = torch.softmax(top_k_filter(logits, params.top_k) / params.temperature, dim=-1)
     probs = top_p_filter(probs, params.top_p)

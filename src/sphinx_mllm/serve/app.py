@@ -142,7 +142,14 @@ def create_app(pipeline, config: ServeConfig = ServeConfig()) -> FastAPI:
             raise _validation_error(err) from None
 
     async def resolve_messages(req: ChatRequest) -> list[dict]:
-        """The request's messages in the pipeline's form, each image fetched and checked."""
+        """The request's messages in the pipeline's form, each image fetched and checked.
+
+        A second image is refused before anything is fetched or decoded (SPHINX reads one)."""
+        images = sum(1 for msg in req.messages if not isinstance(msg.content, str)
+                     for part in msg.content if part.type != "text")
+        if images > 1:
+            raise message_error(MessageError(
+                f"SPHINX reads one image per conversation; got {images}", "messages"))
         out = []
         for i, msg in enumerate(req.messages):
             role = "system" if msg.role == "developer" else msg.role

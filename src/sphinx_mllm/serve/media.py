@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,16 +82,25 @@ class MediaFetcher:
         if parts.netloc not in ("", "localhost"):
             raise APIError(400, "file: URLs must name a local path (file:///...)", param,
                            "invalid_image_url")
-        path = Path(unquote(parts.path)).resolve()
-        if not path.is_relative_to(root.resolve()):
-            raise APIError(403, "file: URL outside the allowed media directory", param,
-                           "media_not_allowed")
-        if not path.is_file():
-            raise APIError(400, "file: URL names no file", param, "invalid_image_url")
-        if path.stat().st_size > self.policy.limits.max_bytes:
-            raise ImageTooLarge(f"the file is {path.stat().st_size} bytes; the limit is "
-                                f"{self.policy.limits.max_bytes}")
-        return path.read_bytes()
+        name = unquote(parts.path)
+        if "\x00" in name:
+            raise APIError(400, "file: URL with a NUL byte", param, "invalid_image_url")
+        try:
+            path = Path(name).resolve()
+            if not path.is_relative_to(root.resolve()):
+                raise APIError(403, "file: URL outside the allowed media directory", param,
+                               "media_not_allowed")
+            with open(path, "rb") as f:  # one descriptor: the size checked is the file read
+                size = os.fstat(f.fileno()).st_size
+                if size > self.policy.limits.max_bytes:
+                    raise ImageTooLarge(f"the file is {size} bytes; the limit is "
+                                        f"{self.policy.limits.max_bytes}")
+                return f.read()
+        except PermissionError:
+            raise APIError(403, "file: URL not readable", param, "media_not_allowed") from None
+        except (OSError, ValueError):  # no such file, a directory, a name too long ...
+            raise APIError(400, "file: URL names no readable file", param,
+                           "invalid_image_url") from None
 
     def _allowed(self, url: httpx.URL) -> bool:
         host, host_port = _host_key(url)

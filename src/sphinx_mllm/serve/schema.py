@@ -59,7 +59,7 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     stop: str | list[str] | None = Field(None, validate_default=True)  # -> list[str]
     n: int = Field(1, ge=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1 - 128)  # choice i seeds seed + i
     stream: bool = False
     stream_options: StreamOptions | None = None
     # refused when they would change the answer: we do not implement them
