@@ -94,9 +94,9 @@ class Budget:
         return dataclasses.replace(self, **changes)
 
 
-FULL_MINUTES = 95.0
-"""Minutes the default :class:`Budget` takes on 2 shared CPU cores (load average about 5):
-calibrated by the run recorded in docs/toy-world.md."""
+FULL_MINUTES = 88.0
+"""Wall-clock minutes the default :class:`Budget` took on 2 shared CPU cores (load average 4-8),
+every stage included (the run recorded in docs/toy-world.md)."""
 
 QUICK = Budget(world_n=48, world_1obj_n=24, val_n=8, encoder_steps=3, encoder_batch=2,
                pretrain_steps=3, synthetic_steps=2, betas=(0.0, 0.5, 1.0), beta_val_n=6,
