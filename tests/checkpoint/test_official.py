@@ -1,5 +1,4 @@
 import json
-import warnings
 from pathlib import Path
 
 import pytest
@@ -8,7 +7,6 @@ import torch
 import sphinx_mllm
 from sphinx_mllm.checkpoint import keymap, official, ours
 from sphinx_mllm.checkpoint.official import ReleasedCheckpoint
-from sphinx_mllm.config import SphinxConfig
 from sphinx_mllm.constants import IMAGE_PLACEHOLDER_ID as PH
 
 LAYOUTS = {"toy": "llama_ens", "toy-1k": "llama_ens5"}  # sphinx / sphinx-1k structure, toy widths

@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from sphinx_mllm import build
-from sphinx_mllm.config import SphinxConfig
 from sphinx_mllm.constants import IMAGE_PLACEHOLDER_ID as PH
 from sphinx_mllm.model.views import resize_bicubic
 from sphinx_mllm.train.freeze import apply_trainable

@@ -2,7 +2,6 @@
 checkpoint, pre-trains on caption_lm / text_lm sources, and writes the run layout."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
