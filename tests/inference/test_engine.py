@@ -5,20 +5,9 @@ import threading
 import pytest
 import torch
 
-from sphinx_mllm import build
 from sphinx_mllm.constants import IMAGE_PLACEHOLDER_ID as PH
 from sphinx_mllm.inference.engine import Engine, PrefixCache, Prefix
 from sphinx_mllm.inference.generate import SamplingParams, generate
-
-
-@pytest.fixture(scope="module")
-def sharp_model():
-    """A toy model whose logits are far from ties, so argmax comparisons are meaningful."""
-    torch.manual_seed(0)
-    model = build("toy-1k")
-    with torch.no_grad():
-        model.llm.output.weight.mul_(20)
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-from sphinx_mllm import build
 from sphinx_mllm.constants import IMAGE_PLACEHOLDER_ID as PH
 from sphinx_mllm.inference.generate import (SamplingParams, generate, sample, top_k_filter,
                                             top_p_filter)
@@ -25,16 +24,6 @@ def greedy_without_cache(model, ids, images, n):
         out.append(int(logits.argmax()))
         ids.append(out[-1])
     return out
-
-
-@pytest.fixture(scope="module")
-def sharp_model():
-    """A toy model whose logits are far from ties, so argmax comparisons are meaningful."""
-    torch.manual_seed(0)
-    model = build("toy-1k")
-    with torch.no_grad():
-        model.llm.output.weight.mul_(20)
-    return model
 
 
 def test_cached_greedy_equals_uncached_argmax(sharp_model):
