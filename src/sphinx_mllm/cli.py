@@ -225,6 +225,9 @@ def cmd_mix(args) -> int:
 
     try:
         betas = [float(b) for b in args.beta.split(",")]
+    except ValueError:
+        raise SystemExit(f"error: --beta takes numbers in [0, 1], comma-separated; got {args.beta!r}")
+    try:
         written = mix(args.a, args.b, args.out, betas, include_projector=args.include_projector,
                       preset=args.preset)
     except (FileNotFoundError, KeyError, ValueError) as err:

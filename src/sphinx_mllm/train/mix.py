@@ -41,14 +41,16 @@ def mix(a: str | Path, b: str | Path, out: str | Path, betas: Sequence[float],
         if out.resolve() == Path(parent).resolve() or Path(parent).resolve() in out.resolve().parents:
             raise ValueError(f"--out {out} would overwrite the parent {parent}")
     src_a, src_b = checkpoint.open(a, preset=preset), checkpoint.open(b, preset=preset)
-    cfg, cfg_a, cfg_b = src_a.config(), src_a.config().to_dict(), src_b.config().to_dict()
+    cfg = src_a.config()
+    cfg_a, cfg_b = cfg.to_dict(), src_b.config().to_dict()
     if cfg_a != cfg_b:
         field = next(k for k in cfg_a if cfg_a[k] != cfg_b.get(k))
         raise MixError(f"parents have different model configs (first differing field: {field}: "
                        f"{cfg_a[field]!r} vs {cfg_b.get(field)!r})")
-    if set(src_a.names) != set(src_b.names) or src_a.shapes() != src_b.shapes():
-        first = sorted(set(src_a.names) ^ set(src_b.names)) or sorted(
-            n for n in src_a.names if src_a.shapes()[n] != src_b.shapes().get(n))
+    shapes_a, shapes_b = src_a.shapes(), src_b.shapes()
+    if shapes_a != shapes_b:
+        first = sorted(set(shapes_a) ^ set(shapes_b)) or sorted(
+            n for n in shapes_a if shapes_a[n] != shapes_b[n])
         raise MixError(f"parents hold different tensors (first: {first[0]})")
     _, plan = loader.plan_model(src_a, cfg)
     mixed_parts = {"llm"} | ({"projector", "start_end"} if include_projector else set())
