@@ -90,6 +90,7 @@ class ConvNextConfig:
     # same size, where only the rounding acts); SPHINX-Tiny-1k feeds its views as they are, so its
     # tiles (plain slices of the image) reach the trunk in full precision.
     resize_input: bool = True
+    layer_scale_init: float = 1e-6  # initial LayerScale (timm's default); weights override it
 
     def __post_init__(self) -> None:
         if not self.resize_input and self.input_size != self.view_size:
@@ -317,8 +318,8 @@ def _toy_world(name: str) -> SphinxConfig:
         llm=LLMConfig(dim=256, n_layers=4, n_heads=4, vocab_size=TOY_VOCAB, multiple_of=64,
                       max_seq_len=1024),
         clip=ClipConfig(width=64, mlp_dim=128, **vit),
-        convnext=ConvNextConfig(dims=(16, 32, 48, 64), depths=(1, 1, 2, 1), view_size=64,
-                                input_size=128, token_grid=4),
+        convnext=ConvNextConfig(dims=(32, 64, 96, 128), depths=(1, 1, 2, 1), view_size=64,
+                                input_size=128, token_grid=4, layer_scale_init=1.0),
         dinov2=Dinov2Config(width=64, **vit),
         qformer=QFormerConfig(vision_width=64, vision_layers=2, vision_heads=2, vision_mlp_dim=128,
                               patch_size=16, width=64, layers=2, heads=2, mlp_dim=128,

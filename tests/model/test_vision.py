@@ -202,3 +202,15 @@ def test_dinov2_renormalisation_forms_round_differently():
     assert not torch.equal(affine, sequential)  # other rounding: the Tiny variants need "affine"
     assert torch.equal(Dinov2Encoder(TINY.dinov2).prepare(x), affine)
     assert torch.equal(Dinov2Encoder(CFG.dinov2).prepare(x), sequential)
+
+
+def test_convnext_layer_scale_init_is_a_preset_choice():
+    """timm's LayerScale starts at 1e-6 (real presets; released weights overwrite it anyway); the
+    toy-world preset starts it at 1.0 so a short from-scratch stage can train its blocks."""
+    real = ConvNextEncoder(CFG.convnext)
+    toy = ConvNextEncoder(SphinxConfig.from_name("toy-world").convnext)
+    scales = {name: [m.layer_scale_parameter for m in enc.model.modules()
+                     if getattr(m, "layer_scale_parameter", None) is not None]
+              for name, enc in (("real", real), ("toy", toy))}
+    assert scales["real"] and all(torch.all(s == 1e-6) for s in scales["real"])
+    assert scales["toy"] and all(torch.all(s == 1.0) for s in scales["toy"])

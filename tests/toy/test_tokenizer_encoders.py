@@ -1,12 +1,13 @@
 """The world tokenizer (digits split, grounding tags whole) and the encoder pre-training stage."""
 
+import numpy as np
 import pytest
 import torch
 
 from sphinx_mllm import build
 from sphinx_mllm.config import TOY_VOCAB
 from sphinx_mllm.tasks import Box
-from sphinx_mllm.toy.encoders import (IGNORE, ITEM_KINDS, make_batch, picture_targets,
+from sphinx_mllm.toy.encoders import (COUNTED, IGNORE, ITEM_KINDS, make_batch, picture_targets,
                                       pretrain_encoders, probe)
 from sphinx_mllm.toy.tokenizer import train_tokenizer
 from sphinx_mllm.toy.world import Picture, Thing
@@ -27,20 +28,39 @@ def test_world_tokenizer(train_world, tmp_path):
 
 
 def test_targets_of_one_shape():
-    """A shape centred in the top-left quarter: the global view's cell and the first crop's cell
-    hold it, with its box in each view's coordinates; the other crops see nothing."""
+    """A shape in the top-left quarter: every cell it covers (a quarter of the cell or more, or
+    its centre) holds it, with its box in that view's coordinates; the other crops see nothing;
+    the view counts say one red circle."""
     thing = Thing("circle", "red", "large", "striped", Box(16, 16, 48, 48))
     picture = Picture(0, 0, "scene", 128, 128, "flat", (200, 200, 200), things=(thing,))
     views = picture_targets(picture, grid=2, token_grid=4)
     assert len(views) == 5
-    g = views[0]
-    assert g["kind"][1 * 4 + 1] == ITEM_KINDS.index("shape")  # centre (32, 32) px -> cell (1, 1)
-    assert g["box"][5].tolist() == pytest.approx([0.125, 0.125, 0.375, 0.375])
-    assert g["attrs"][5].tolist() == [0, 0, 1, 1]  # red, circle, large, striped
-    crop = views[1]  # top-left quarter, twice the scale
-    assert crop["kind"][2 * 4 + 2] == 1 and crop["box"][10].tolist() == pytest.approx([0.25, 0.25, 0.75, 0.75])
-    assert all((v["kind"] == 0).all() for v in views[2:])
+    g = views[0]  # global view: the box is 0.125 .. 0.375, a quarter of each of cells (0..1, 0..1)
+    owned = [0, 1, 4, 5]
+    assert np.flatnonzero(g["kind"]).tolist() == owned
+    assert (g["kind"][owned] == ITEM_KINDS.index("shape")).all()
+    for cell in owned:
+        assert g["box"][cell].tolist() == pytest.approx([0.125, 0.125, 0.375, 0.375])
+        assert g["attrs"][cell].tolist() == [0, 0, 1, 1]  # red, circle, large, striped
+    counts = dict(zip(COUNTED, g["counts"].tolist()))
+    assert counts["red"] == counts["circle"] == counts["items"] == 1
+    assert sum(counts.values()) == 3
+    crop = views[1]  # top-left quarter, twice the scale: 0.25 .. 0.75, the four middle cells
+    assert np.flatnonzero(crop["kind"]).tolist() == [5, 6, 9, 10]
+    assert crop["box"][10].tolist() == pytest.approx([0.25, 0.25, 0.75, 0.75])
+    assert all((v["kind"] == 0).all() and v["counts"].sum() == 0 for v in views[2:])
     assert (g["attrs"][g["kind"] == 0] == IGNORE).all()
+
+
+def test_small_shape_keeps_its_centre_cell():
+    """A shape covering under a quarter of every cell still owns the cell holding its centre;
+    one mostly outside a crop makes the cells it would own there neither item nor "none"."""
+    thing = Thing("square", "blue", "small", "plain", Box(56, 56, 68, 68))  # centre (62, 62)
+    picture = Picture(0, 0, "scene", 128, 128, "flat", (200, 200, 200), things=(thing,))
+    views = picture_targets(picture, grid=2, token_grid=4)
+    assert np.flatnonzero(views[0]["kind"]).tolist() == [5]  # 62 / 128 * 4 -> cell (1, 1)
+    crop = views[1]["kind"]  # crop 0 sees 8 x 8 of its 12 x 12 px: under half of it
+    assert crop[15] == IGNORE and (crop[:15] == 0).all() and views[1]["counts"].sum() == 0
 
 
 def test_encoder_pretraining_smoke():
@@ -56,7 +76,9 @@ def test_encoder_pretraining_smoke():
     assert any(not torch.equal(v, model.encoders.state_dict()[k]) for k, v in enc_before.items())
     assert not any(p.requires_grad for p in model.parameters())
     metrics = probe(model, heads, n=4, batch_size=4)
-    assert set(metrics) == {"clip", "convnext", "dinov2"}
-    assert all(0 <= m["kind"] <= 1 and 0 <= m["box_iou"] <= 1 for m in metrics.values())
+    assert set(metrics) == {"clip", "convnext", "dinov2", "qformer"}
+    assert set(metrics["qformer"]) == {"count_items", "count_all"}  # view head only
+    fused = [metrics[k] for k in ("clip", "convnext", "dinov2")]
+    assert all(0 <= m[k] <= 1 for m in fused for k in ("kind", "none", "box_iou", "box_acc50"))
     with pytest.raises(ValueError, match="reserved for evaluation"):
         pretrain_encoders(model, seed=1000, steps=1)

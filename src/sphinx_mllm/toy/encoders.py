@@ -3,10 +3,12 @@
 The real SPHINX freezes encoders pre-trained elsewhere (CLIP, ConvNeXt, DINOv2, Q-Former); tiny
 encoders pre-trained on anything do not exist, so the toy recipe gives its encoders a short stage
 of their own before freezing them. Every view the model cuts (global + sub-images) gets, for
-every token of every fused encoder (CLIP, ConvNeXt, DINOv2), the target of a centre-based
-detector (the CenterNet / YOLO idea: the cell holding an item's centre predicts it):
+every token of every fused encoder (CLIP, ConvNeXt, DINOv2), dense targets of the item the token
+covers (a segmentation-style assignment rather than a centre-based detector's, so that every
+token of an item carries the item and its box, and attending to any of them reads the box):
 
-* what is centred there: nothing, a shape, a layout block (five categories) or a person;
+* which item the cell belongs to (the one covering most of it, or whose centre it holds):
+  nothing, a shape, a layout block (five categories) or a person;
 * for a shape its colour, shape, size and 1-pixel pattern;
 * the item's box in **view coordinates** ([0, 1] over the view), twice: as 4 regressed numbers
   and as 4 classifications over the 101 two-decimal values ``0.00 .. 1.00`` the answers write,
@@ -14,9 +16,10 @@ detector (the CenterNet / YOLO idea: the cell holding an item's centre predicts 
 * for each of the 17 COCO keypoints lying in the cell: its presence and its view coordinates.
 
 The first token of each fused encoder (CLS / pooled) and the mean of the Q-Former's queries get
-view-level targets: the picture kind, how many items are centred in the view, and which colours
-and shapes are present. All heads are **linear** on purpose: SPHINX's projector is linear (plus
-LayerNorm), so what a linear head reads here the LLM can read through the projector.
+view-level targets: the picture kind and how many items of each colour, shape, page-block
+category, people and in all the view holds (the count questions' nouns). All heads are
+**linear** on purpose: SPHINX's projector is linear (plus LayerNorm), so what a linear head reads
+here the LLM can read through the projector.
 
 Why this method (docs/toy-world.md): a throwaway experiment on this world measured that an
 encoder trained end to end from answer tokens learns no vision in 20 CPU minutes, while a CNN
@@ -39,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors.torch import save_file
 from torch import nn
 
 from ..config import SphinxConfig
@@ -52,7 +56,12 @@ from .world import COLOURS, KINDS, LAYOUT_CATEGORIES, PATTERNS, SHAPES, SIZES, P
 
 ITEM_KINDS = ("none", "shape", *LAYOUT_CATEGORIES, "person")
 BINS = 101            # two-decimal coordinates 0.00 .. 1.00
-MAX_COUNT = 8         # items centred in a view: 0 .. 7 (more is counted as 7)
+MAX_COUNT = 8         # items of one kind in a view: 0 .. 7 (more is counted as 7)
+COUNTED = (*COLOURS, *SHAPES, *LAYOUT_CATEGORIES, "person", "items")
+"""What the view head counts (the count questions' nouns: colours, shapes, page blocks, people,
+and all items of the view)."""
+COVER = 0.25
+"""A cell belongs to an item covering at least this fraction of it (or holding its centre)."""
 PRETRAIN_INDEX_OFFSET = 20_000_000
 """Pre-training draws pictures of the training seed from this index on, a stream no world folder
 holds: every step sees new pictures."""
@@ -78,7 +87,9 @@ class CellLayout:
 
 
 CELL = CellLayout()
-VIEW_OUT = len(KINDS) + MAX_COUNT + len(COLOURS) + len(SHAPES)
+VIEW_OUT = len(KINDS) + len(COUNTED) * MAX_COUNT
+KIND_WEIGHTS = torch.tensor([0.25] + [1.0] * (len(ITEM_KINDS) - 1))
+"""Cross-entropy weights of the cell kind: most cells are empty, so "none" weighs less."""
 
 
 class DenseHeads(nn.Module):
@@ -116,8 +127,14 @@ class Targets:
     kp: torch.Tensor        # (V*N, g*g, 17) float 0/1
     kp_xy: torch.Tensor     # (V*N, g*g, 17, 2) float view coordinates (valid where kp == 1)
     view_kind: torch.Tensor  # (V*N,) long picture kind
-    count: torch.Tensor     # (V*N,) long items centred in the view (capped)
-    present: torch.Tensor   # (V*N, 9) float: colours then shapes present in the view
+    counts: torch.Tensor    # (V*N, len(COUNTED)) long: items of each counted kind in the view (capped)
+
+
+def _counted(kind: int, attrs) -> tuple[str, ...]:
+    """The :data:`COUNTED` names an item adds one to."""
+    if attrs is not None:
+        return list(COLOURS)[attrs[0]], SHAPES[attrs[1]], "items"
+    return ITEM_KINDS[kind], "items"
 
 
 def _items(picture: Picture):
@@ -141,18 +158,33 @@ def view_windows(grid: int) -> list[tuple[float, float, float]]:
     return windows
 
 
+def _cover(box, g: int) -> np.ndarray:
+    """(g*g,) area of each cell of a g x g grid over [0, 1]^2 that ``box`` (view coordinates,
+    clipped) covers, as a fraction of the cell."""
+    edges = np.arange(g + 1) / g
+    w = np.clip(np.minimum(edges[1:], box[2]) - np.maximum(edges[:-1], box[0]), 0, None)
+    h = np.clip(np.minimum(edges[1:], box[3]) - np.maximum(edges[:-1], box[1]), 0, None)
+    return (h[:, None] * w[None, :]).ravel() * g * g
+
+
 def picture_targets(picture: Picture, grid: int, token_grid: int) -> list[dict]:
-    """Per view (global first) the numpy targets of one picture (see :class:`Targets`)."""
+    """Per view (global first) the numpy targets of one picture (see :class:`Targets`).
+
+    A cell belongs to the item that covers most of it, among the items covering at least
+    :data:`COVER` of the cell, and always to the item whose centre it holds: so every token of an
+    item carries the item (its kind, attributes and box), which is what lets the LLM read a box
+    off any token it attends to. Items mostly (more than half) outside the view make the cells
+    they would own neither positive nor "none" (IGNORE)."""
     frame = ImageFrame(picture.width, picture.height)
     g = token_grid
     views = []
     for x0, y0, side in view_windows(grid):
         t = {"kind": np.zeros(g * g, np.int64), "attrs": np.full((g * g, 4), IGNORE, np.int64),
              "box": np.zeros((g * g, 4), np.float32), "kp": np.zeros((g * g, _K), np.float32),
-             "kp_xy": np.zeros((g * g, _K, 2), np.float32), "count": 0,
-             "present": np.zeros(len(COLOURS) + len(SHAPES), np.float32),
-             "view_kind": KINDS.index(picture.kind)}
-        area_of = np.zeros(g * g)
+             "kp_xy": np.zeros((g * g, _K, 2), np.float32),
+             "counts": np.zeros(len(COUNTED), np.int64), "view_kind": KINDS.index(picture.kind)}
+        owner_cover = np.zeros(g * g)
+        unsure = np.zeros(g * g, bool)
         for kind, pixel_box, attrs, keypoints in _items(picture):
             b = frame.box_to_square(pixel_box)
             v = [(b.x1 - x0) / side, (b.y1 - y0) / side, (b.x2 - x0) / side, (b.y2 - y0) / side]
@@ -168,20 +200,21 @@ def picture_targets(picture: Picture, grid: int, token_grid: int) -> list[dict]:
                         t["kp"][cell, k], t["kp_xy"][cell, k] = 1.0, (px, py)
             if seen <= 0:
                 continue
-            cell = min(int((c[1] + c[3]) / 2 * g), g - 1) * g + min(int((c[0] + c[2]) / 2 * g), g - 1)
-            if seen < 0.5 * full:  # mostly outside this view: neither a positive nor "none"
-                if t["kind"][cell] == 0:
-                    t["kind"][cell] = IGNORE
+            cover = _cover(c, g)
+            centre = min(int((c[1] + c[3]) / 2 * g), g - 1) * g + min(int((c[0] + c[2]) / 2 * g), g - 1)
+            owned = cover >= COVER
+            owned[centre] = True
+            if seen < 0.5 * full:  # mostly outside this view
+                unsure |= owned
                 continue
-            t["count"] += 1
-            if attrs is not None:
-                t["present"][attrs[0]] = t["present"][len(COLOURS) + attrs[1]] = 1.0
-            if seen <= area_of[cell]:  # two centres in one cell: the larger item keeps it
-                continue
-            area_of[cell] = seen
-            t["kind"][cell], t["box"][cell] = kind, c
-            t["attrs"][cell] = attrs if attrs is not None else IGNORE
-        t["count"] = min(t["count"], MAX_COUNT - 1)
+            for name in _counted(kind, attrs):
+                t["counts"][COUNTED.index(name)] += 1
+            for cell in np.flatnonzero(owned & (cover + (np.arange(g * g) == centre) > owner_cover)):
+                owner_cover[cell] = cover[cell] + (cell == centre)
+                t["kind"][cell], t["box"][cell] = kind, c
+                t["attrs"][cell] = attrs if attrs is not None else IGNORE
+        t["kind"][unsure & (t["kind"] == 0)] = IGNORE
+        t["counts"] = np.minimum(t["counts"], MAX_COUNT - 1)
         views.append(t)
     return views
 
@@ -207,7 +240,7 @@ def make_batch(seed: int, indices: list[int], cfg: SphinxConfig) -> tuple[torch.
     targets = Targets(stack("kind", torch.long), stack("attrs", torch.long),
                       stack("box", torch.float32), stack("kp", torch.float32),
                       stack("kp_xy", torch.float32), stack("view_kind", torch.long),
-                      stack("count", torch.long), stack("present", torch.float32))
+                      stack("counts", torch.long))
     return torch.stack(images), targets
 
 
@@ -216,7 +249,8 @@ def make_batch(seed: int, indices: list[int], cfg: SphinxConfig) -> tuple[torch.
 
 def _cell_loss(logits: torch.Tensor, t: Targets) -> torch.Tensor:
     out = CELL.split(logits.float())
-    loss = F.cross_entropy(out["kind"].flatten(0, 1), t.kind.flatten(), ignore_index=IGNORE)
+    loss = F.cross_entropy(out["kind"].flatten(0, 1), t.kind.flatten(), ignore_index=IGNORE,
+                           weight=KIND_WEIGHTS)
     for k, name in enumerate(("colour", "shape", "size", "pattern")):
         target = t.attrs[..., k].flatten()
         if (target != IGNORE).any():
@@ -235,9 +269,10 @@ def _cell_loss(logits: torch.Tensor, t: Targets) -> torch.Tensor:
 
 
 def _view_loss(logits: torch.Tensor, t: Targets) -> torch.Tensor:
-    kind, count, present = logits.float().split([len(KINDS), MAX_COUNT, t.present.shape[1]], -1)
-    return (F.cross_entropy(kind, t.view_kind) + F.cross_entropy(count, t.count)
-            + F.binary_cross_entropy_with_logits(present, t.present))
+    kind, counts = logits.float().split([len(KINDS), len(COUNTED) * MAX_COUNT], -1)
+    return (F.cross_entropy(kind, t.view_kind)
+            + F.cross_entropy(counts.unflatten(-1, (len(COUNTED), MAX_COUNT)).flatten(0, 1),
+                              t.counts.flatten()))
 
 
 def dense_loss(outputs: dict, targets: Targets) -> torch.Tensor:
@@ -250,44 +285,66 @@ def dense_loss(outputs: dict, targets: Targets) -> torch.Tensor:
     return total
 
 
+class _Tally:
+    """Sums of correct / counted per metric name."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, list[float]] = {}
+
+    def add(self, name: str, correct: torch.Tensor, mask: torch.Tensor) -> None:
+        s = self.sums.setdefault(name, [0.0, 0.0])
+        s[0] += float(correct[mask].sum())
+        s[1] += float(mask.sum())
+
+    def means(self) -> dict[str, float]:
+        return {name: total / max(count, 1) for name, (total, count) in self.sums.items()}
+
+
 @torch.no_grad()
 def probe(model: nn.Module, heads: DenseHeads, seed: int = HELD_OUT_START, n: int = 64,
           batch_size: int = 16) -> dict[str, dict[str, float]]:
-    """Per fused encoder, on ``n`` pictures of (held-out) world ``seed``: accuracy of the item
-    kind on cells that hold an item, of the colour / shape on shape cells, of the pattern on shape
-    cells of the global view and of the sub-image views separately, box IoU and coordinate-bin
-    accuracy (the exact two-decimal value) on item cells, and keypoint error in view units."""
+    """Per encoder, on ``n`` pictures of (held-out) world ``seed``: in the global view, the
+    accuracy of the count of all items and of every count (:data:`COUNTED`, most of them zero);
+    per fused encoder also the accuracy of the item kind on cells that hold an item and of "none"
+    on empty cells, of the colour / shape on shape cells, of the pattern on shape cells of the
+    global view and of the sub-image views separately, box IoU, the fraction of boxes with IoU
+    >= 0.5 and the coordinate-bin accuracy (the exact two-decimal value) on item cells, and the
+    keypoint error in view units."""
     cfg = model.cfg
-    sums: dict[str, dict[str, list[float]]] = {k: {} for k in cfg.fused_kinds}
+    tallies = {k: _Tally() for k in cfg.encoder_kinds}
+    items = COUNTED.index("items")
     for start in range(0, n, batch_size):
         indices = list(range(start, min(start + batch_size, n)))
         images, t = make_batch(seed, indices, cfg)
         outputs = heads(model.encode_views(images))
         is_global = torch.arange(t.kind.shape[0]) < len(indices)
-        for kind in cfg.fused_kinds:
-            out = CELL.split(outputs[kind][0].float())
+        for kind in cfg.encoder_kinds:
+            tally = tallies[kind]
+            cell, view = outputs[kind]
+            counts = view.float()[:, len(KINDS):].unflatten(-1, (len(COUNTED), MAX_COUNT)).argmax(-1)
+            tally.add("count_items", counts[:, items] == t.counts[:, items], is_global)
+            tally.add("count_all", counts == t.counts, is_global[:, None].expand_as(counts))
+            if cell is None:
+                continue
+            out = CELL.split(cell.float())
             has = t.kind > 0
             shape = t.attrs[..., 0] != IGNORE
-            acc = sums[kind]
-
-            def add(name, correct, mask):
-                acc.setdefault(name, [0.0, 0.0])
-                acc[name][0] += float(correct[mask].sum())
-                acc[name][1] += float(mask.sum())
-
-            add("kind", out["kind"].argmax(-1) == t.kind, has)
+            tally.add("kind", out["kind"].argmax(-1) == t.kind, has)
+            tally.add("none", out["kind"].argmax(-1) == 0, t.kind == 0)
             for k, name in enumerate(("colour", "shape")):
-                add(name, out[name].argmax(-1) == t.attrs[..., k], shape)
+                tally.add(name, out[name].argmax(-1) == t.attrs[..., k], shape)
             pattern_ok = out["pattern"].argmax(-1) == t.attrs[..., 3]
-            add("pattern_global", pattern_ok, shape & is_global[:, None])
-            add("pattern_crops", pattern_ok, shape & ~is_global[:, None])
+            tally.add("pattern_global", pattern_ok, shape & is_global[:, None])
+            tally.add("pattern_crops", pattern_ok, shape & ~is_global[:, None])
             bins = out["bins"].unflatten(-1, (4, BINS)).argmax(-1)
-            add("coord_bins", bins == (t.box * (BINS - 1)).round().long(), has[..., None].expand_as(bins))
-            add("box_iou", _iou(out["box"], t.box), has)
-            on = t.kp > 0
+            tally.add("coord_bins", bins == (t.box * (BINS - 1)).round().long(),
+                      has[..., None].expand_as(bins))
+            iou = _iou(out["box"], t.box)
+            tally.add("box_iou", iou, has)
+            tally.add("box_acc50", iou >= 0.5, has)
             error = (out["kp_xy"].unflatten(-1, (_K, 2)) - t.kp_xy).norm(dim=-1)
-            add("kp_error", error, on)
-    return {kind: {name: s / max(c, 1) for name, (s, c) in acc.items()} for kind, acc in sums.items()}
+            tally.add("kp_error", error, t.kp > 0)
+    return {kind: tally.means() for kind, tally in tallies.items()}
 
 
 def _area(box: torch.Tensor) -> torch.Tensor:
@@ -372,7 +429,8 @@ def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "
     """The recipe's first stage: a fresh ``preset`` model (seeded by ``seed``) whose encoders are
     pre-trained by :func:`pretrain_encoders`; writes ``out/metrics.jsonl`` (one line per log
     step: step, loss, lr, seconds), ``out/probe.json`` (:func:`probe` on the validation world,
-    seed ``HELD_OUT_START``) and ``out/final/``, a checkpoint in our format with ``tokenizer``
+    seed ``HELD_OUT_START``), ``out/heads.safetensors`` (the linear heads, to probe again) and
+    ``out/final/``, a checkpoint in our format with ``tokenizer``
     that the LLM stages start from. Returns the probe metrics."""
     from ..checkpoint import ours
     from ..model import build
@@ -388,6 +446,7 @@ def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "
 
         heads, _ = pretrain_encoders(model, seed=seed, steps=steps, batch_size=batch_size, lr=lr,
                                      bf16=bf16, log_every=log_every, on_log=on_log)
+    save_file(heads.state_dict(), out / "heads.safetensors")  # to probe again later
     metrics = probe(model, heads, n=probe_pictures)
     (out / "probe.json").write_text(json.dumps(metrics, indent=2) + "\n")
     ours.save(model, tokenizer, out / "final")

@@ -58,14 +58,15 @@ class Budget:
     world_n: int = 20_000
     world_1obj_n: int = 4_000
     val_n: int = 100
-    encoder_steps: int = 900
+    encoder_steps: int = 1200
     encoder_batch: int = 16
+    encoder_lr: float = 3e-3
     pretrain_steps: int = 120
     synthetic_steps: int = 50
     betas: tuple[float, ...] = (0.0, 0.5, 1.0)
     beta_val_n: int = 40
-    curriculum_steps: int = 250
-    finetune_steps: int = 850
+    curriculum_steps: int = 300
+    finetune_steps: int = 1250
     batch_size: int = 32
     eval_max_new_tokens: int | None = None  # cap on every answer (quick runs only)
 
@@ -230,6 +231,7 @@ def _encoders(run: Run) -> dict:
     from .encoders import run_encoder_stage
     probe = run_encoder_stage(run.path("encoders"), run.path("tokenizer.model"),
                               steps=run.budget.encoder_steps, batch_size=run.budget.encoder_batch,
+                              lr=run.budget.encoder_lr,
                               log_every=max(1, min(25, run.budget.encoder_steps)))
     return {"probe": probe}
 

@@ -12,7 +12,8 @@ from ...config import ConvNextConfig
 def hf_config(cfg: ConvNextConfig) -> HFConvNextConfig:
     return HFConvNextConfig(
         num_stages=len(cfg.dims), hidden_sizes=list(cfg.dims), depths=list(cfg.depths),
-        layer_norm_eps=cfg.norm_eps, drop_path_rate=0.0, image_size=cfg.input_size)
+        layer_norm_eps=cfg.norm_eps, drop_path_rate=0.0, image_size=cfg.input_size,
+        layer_scale_init_value=cfg.layer_scale_init)
 
 
 class ConvNextEncoder(nn.Module):
