@@ -129,6 +129,9 @@ class Targets:
     view_kind: torch.Tensor  # (V*N,) long picture kind
     counts: torch.Tensor    # (V*N, len(COUNTED)) long: items of each counted kind in the view (capped)
 
+    def to(self, device: torch.device) -> "Targets":
+        return Targets(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
+
 
 def _counted(kind: int, attrs) -> tuple[str, ...]:
     """The :data:`COUNTED` names an item adds one to."""
@@ -250,7 +253,7 @@ def make_batch(seed: int, indices: list[int], cfg: SphinxConfig) -> tuple[torch.
 def _cell_loss(logits: torch.Tensor, t: Targets) -> torch.Tensor:
     out = CELL.split(logits.float())
     loss = F.cross_entropy(out["kind"].flatten(0, 1), t.kind.flatten(), ignore_index=IGNORE,
-                           weight=KIND_WEIGHTS)
+                           weight=KIND_WEIGHTS.to(logits.device))
     for k, name in enumerate(("colour", "shape", "size", "pattern")):
         target = t.attrs[..., k].flatten()
         if (target != IGNORE).any():
@@ -316,8 +319,9 @@ def probe(model: nn.Module, heads: DenseHeads, seed: int = HELD_OUT_START, n: in
     for start in range(0, n, batch_size):
         indices = list(range(start, min(start + batch_size, n)))
         images, t = make_batch(seed, indices, cfg)
+        images, t = images.to(model.device), t.to(model.device)
         outputs = heads(model.encode_views(images))
-        is_global = torch.arange(t.kind.shape[0]) < len(indices)
+        is_global = torch.arange(t.kind.shape[0], device=model.device) < len(indices)
         for kind in cfg.encoder_kinds:
             tally = tallies[kind]
             cell, view = outputs[kind]
@@ -379,11 +383,13 @@ def pretrain_encoders(model: nn.Module, *, seed: int = 0, steps: int = 2000, bat
 
     Only the encoders train (``train.freeze`` parts); afterwards nothing of the model requires
     grad, ready to be frozen by the later stages. ``on_log(PretrainLog)`` is called every
-    ``log_every`` steps and at the end. Returns the heads (for :func:`probe`) and the log.
+    ``log_every`` steps and at the end. Training runs where the model is (``bf16``: autocast on
+    that device). Returns the heads (for :func:`probe`, on the model's device) and the log.
     """
     check_training_seed(seed)
     cfg = model.cfg
-    heads = heads or DenseHeads(cfg)
+    device = model.device
+    heads = (heads or DenseHeads(cfg)).to(device)
     apply_trainable(model, ["encoders"])
     model.train()
     params = [p for p in model.encoders.parameters()] + list(heads.parameters())
@@ -404,7 +410,8 @@ def pretrain_encoders(model: nn.Module, *, seed: int = 0, steps: int = 2000, bat
     for step in range(steps):
         first = PRETRAIN_INDEX_OFFSET + step * batch_size
         images, targets = make_batch(seed, list(range(first, first + batch_size)), cfg)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        images, targets = images.to(device), targets.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = dense_loss(heads(model.encode_views(images)), targets)
         optim.zero_grad(set_to_none=True)
         loss.backward()
@@ -425,20 +432,23 @@ def pretrain_encoders(model: nn.Module, *, seed: int = 0, steps: int = 2000, bat
 
 def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "toy-world",
                       seed: int = 0, steps: int = 2000, batch_size: int = 16, lr: float = 1e-3,
-                      bf16: bool = False, log_every: int = 50, probe_pictures: int = 256) -> dict:
+                      bf16: bool = False, log_every: int = 50, probe_pictures: int = 256,
+                      device: str | torch.device | None = None) -> dict:
     """The recipe's first stage: a fresh ``preset`` model (seeded by ``seed``) whose encoders are
     pre-trained by :func:`pretrain_encoders`; writes ``out/metrics.jsonl`` (one line per log
     step: step, loss, lr, seconds), ``out/probe.json`` (:func:`probe` on the validation world,
     seed ``HELD_OUT_START``), ``out/heads.safetensors`` (the linear heads, to probe again) and
     ``out/final/``, a checkpoint in our format with ``tokenizer``
-    that the LLM stages start from. Returns the probe metrics."""
+    that the LLM stages start from. ``device`` defaults to CUDA when there is one (as the
+    trainer's). Returns the probe metrics."""
     from ..checkpoint import ours
     from ..model import build
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = build(preset)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = build(preset).to(device)
     with open(out / "metrics.jsonl", "w", encoding="utf-8") as log_file:
         def on_log(entry: PretrainLog) -> None:
             log_file.write(json.dumps(dataclasses.asdict(entry)) + "\n")
@@ -446,8 +456,8 @@ def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "
 
         heads, _ = pretrain_encoders(model, seed=seed, steps=steps, batch_size=batch_size, lr=lr,
                                      bf16=bf16, log_every=log_every, on_log=on_log)
-    save_file(heads.state_dict(), out / "heads.safetensors")  # to probe again later
+    save_file({k: v.cpu() for k, v in heads.state_dict().items()}, out / "heads.safetensors")
     metrics = probe(model, heads, n=probe_pictures)
     (out / "probe.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    ours.save(model, tokenizer, out / "final")
+    ours.save(model.cpu(), tokenizer, out / "final")
     return metrics
