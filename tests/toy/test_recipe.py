@@ -29,7 +29,9 @@ def test_quick_recipe_end_to_end(tmp_path, capsys):
     manifest = json.loads((out / "val-world" / "world.json").read_text())
     assert manifest["held_out"] and manifest["split"] == "val"
     assert (out / "tokenizer.model").stat().st_size > 0
-    assert set(json.loads((out / "encoders" / "probe.json").read_text())) == {"clip", "convnext", "dinov2"}
+    probe = json.loads((out / "encoders" / "probe.json").read_text())
+    assert set(probe) == {"clip", "convnext", "dinov2", "qformer"}
+    assert (out / "encoders" / "heads.safetensors").stat().st_size > 0
 
     for stage, steps in (("pretrain", QUICK.pretrain_steps), ("synthetic", QUICK.synthetic_steps),
                          ("curriculum", QUICK.curriculum_steps), ("finetune", QUICK.finetune_steps)):

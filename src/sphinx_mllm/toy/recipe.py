@@ -66,8 +66,9 @@ class Budget:
     betas: tuple[float, ...] = (0.0, 0.5, 1.0)
     beta_val_n: int = 40
     curriculum_steps: int = 300
-    finetune_steps: int = 1250
+    finetune_steps: int = 4800
     batch_size: int = 32
+    finetune_batch_size: int = 16  # more, smaller steps for the longest stage
     eval_max_new_tokens: int | None = None  # cap on every answer (quick runs only)
 
     def scaled(self, minutes: float) -> "Budget":
@@ -101,7 +102,8 @@ every stage included (the run recorded in docs/toy-world.md)."""
 
 QUICK = Budget(world_n=48, world_1obj_n=24, val_n=8, encoder_steps=3, encoder_batch=2,
                pretrain_steps=3, synthetic_steps=2, betas=(0.0, 0.5, 1.0), beta_val_n=6,
-               curriculum_steps=16, finetune_steps=3, batch_size=4, eval_max_new_tokens=8)
+               curriculum_steps=16, finetune_steps=3, batch_size=4, finetune_batch_size=4,
+               eval_max_new_tokens=8)
 """A shortened recipe for CI: a tiny world, a few steps per stage (the curriculum stage long
 enough for its loss to fall) and answers cut at 8 tokens. Too short to learn the answer formats:
 100 curriculum steps of 4 still answered REC with ``[0.30.30.30...``."""
@@ -162,13 +164,14 @@ def rebase_mixture(name: str, run: Run) -> Path:
     return target
 
 
-def train_stage(run: Run, config: str, model: Path, data: str, steps: int, out: str) -> Path:
-    """``sphinx-mllm train configs/toy/<config> model=... data=... out=... steps=...``."""
+def train_stage(run: Run, config: str, model: Path, data: str, steps: int, out: str,
+                batch_size: int) -> Path:
+    """``sphinx-mllm train configs/toy/<config> model=... data=... out=... steps=... batch_size=...``."""
     from ..train.config import load_config
     from ..train.trainer import train
 
     overrides = [f"model={model}", f"data={rebase_mixture(data, run)}", f"out={run.path(out)}",
-                 f"steps={steps}", f"batch_size={run.budget.batch_size}",
+                 f"steps={steps}", f"batch_size={batch_size}",
                  f"save_every={max(1, min(50, steps // 4))}"]
     if steps < 10:  # warm-up cannot exceed a tiny stage
         overrides.append(f"optim.warmup_steps={max(1, steps // 2)}")
@@ -263,9 +266,11 @@ def chosen_mix(run: Run) -> Path:
 
 
 def _trained(name: str, config: str, data: str, model_of: Callable[[Run], Path],
-             steps_of: Callable[[Budget], int]) -> Stage:
+             steps_of: Callable[[Budget], int],
+             batch_of: Callable[[Budget], int] = lambda b: b.batch_size) -> Stage:
     def go(run: Run) -> dict:
-        final = train_stage(run, config, model_of(run), data, steps_of(run.budget), name)
+        final = train_stage(run, config, model_of(run), data, steps_of(run.budget), name,
+                            batch_of(run.budget))
         return {"val": validate(run, final, name)} if name in VALIDATED else {}
     return Stage(name, lambda run: run.path(name, "final").exists(), go)
 
@@ -290,7 +295,8 @@ def stages() -> list[Stage]:
         _trained("curriculum", "curriculum.yaml", "data-curriculum.yaml", chosen_mix,
                  lambda b: b.curriculum_steps),
         _trained("finetune", "finetune.yaml", "data-all.yaml",
-                 lambda run: run.path("curriculum", "final"), lambda b: b.finetune_steps),
+                 lambda run: run.path("curriculum", "final"), lambda b: b.finetune_steps,
+                 lambda b: b.finetune_batch_size),
     ]
 
 
