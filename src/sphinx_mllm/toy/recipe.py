@@ -66,7 +66,7 @@ class Budget:
     betas: tuple[float, ...] = (0.0, 0.5, 1.0)
     beta_val_n: int = 40
     curriculum_steps: int = 300
-    finetune_steps: int = 4800
+    finetune_steps: int = 4000
     batch_size: int = 32
     finetune_batch_size: int = 16  # more, smaller steps for the longest stage
     eval_max_new_tokens: int | None = None  # cap on every answer (quick runs only)
@@ -96,9 +96,9 @@ class Budget:
         return dataclasses.replace(self, **changes)
 
 
-FULL_MINUTES = 88.0
-"""Wall-clock minutes the default :class:`Budget` took on 2 shared CPU cores (load average 4-8),
-every stage included (the run recorded in docs/toy-world.md)."""
+FULL_MINUTES = 104.0
+"""Wall-clock minutes the default :class:`Budget` took on 2 CPU cores (the second run in
+docs/toy-world.md, every stage included)."""
 
 QUICK = Budget(world_n=48, world_1obj_n=24, val_n=8, encoder_steps=3, encoder_batch=2,
                pretrain_steps=3, synthetic_steps=2, betas=(0.0, 0.5, 1.0), beta_val_n=6,
