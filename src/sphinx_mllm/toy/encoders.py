@@ -212,8 +212,10 @@ def picture_targets(picture: Picture, grid: int, token_grid: int) -> list[dict]:
                 continue
             for name in _counted(kind, attrs):
                 t["counts"][COUNTED.index(name)] += 1
-            for cell in np.flatnonzero(owned & (cover + (np.arange(g * g) == centre) > owner_cover)):
-                owner_cover[cell] = cover[cell] + (cell == centre)
+            claim = cover.copy()
+            claim[centre] += 1.0  # the centre's cell outranks any cover
+            for cell in np.flatnonzero(owned & (claim > owner_cover)):
+                owner_cover[cell] = claim[cell]
                 t["kind"][cell], t["box"][cell] = kind, c
                 t["attrs"][cell] = attrs if attrs is not None else IGNORE
         t["kind"][unsure & (t["kind"] == 0)] = IGNORE
