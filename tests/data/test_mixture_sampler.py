@@ -67,10 +67,48 @@ def test_config_and_mixture(mixture_yaml):
 def test_config_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     for text in ("nope: 1\n", "META:\n  - path: x\n", "META:\n  - {path: x, type: t, format: z}\n",
-                 "META:\n  - {path: x, type: t, wieght: 2}\n"):
+                 "META:\n  - {path: x, type: t, wieght: 2}\n", "META:\n  - {path: x, type: t, turns: 0}\n",
+                 "META:\n  - {path: x, type: t, turns: 2, task: caption_lm}\n"):
         bad.write_text(text)
         with pytest.raises(ValueError):
             read_mixture_config(bad)
+
+
+def test_turns_packs_same_image_same_task_samples(tmp_path):
+    from sphinx_mllm.conversation import Message
+    from sphinx_mllm.data.sample import Sample, pack_turns
+
+    def sample(image, task, answer, i):
+        turn = (Message("user", f"q{i}"), Message("assistant", answer))
+        return Sample(image and tmp_path / image, turn, task, f"s{i}")
+
+    samples = [sample("a.png", "rec", f"[{i}]", i) for i in range(5)]  # 5 distinct answers
+    samples += [sample("a.png", "reg", "the cat", 5),                    # another task: apart
+                sample("b.png", "rec", "[0]", 6), sample("b.png", "rec", "[0]", 7),  # same answer
+                sample(None, "dialogue", "hi", 8), sample(None, "dialogue", "hi", 9)]
+    packed = pack_turns(samples, turns=2, seed=0)
+    shape = [(p.image and p.image.name, p.task, len(p.messages) // 2) for p in packed]
+    assert shape == [("a.png", "rec", 2), ("a.png", "rec", 2), ("a.png", "rec", 1),
+                     ("a.png", "reg", 1), ("b.png", "rec", 1), ("b.png", "rec", 1),
+                     (None, "dialogue", 1), (None, "dialogue", 1)]
+    rec = [m.content for p in packed[:3] for m in p.messages if m.role == "assistant"]
+    assert sorted(rec) == [f"[{i}]" for i in range(5)]  # every answer kept once
+    first = packed[0]
+    assert [m.role for m in first.messages] == ["user", "assistant"] * 2
+    assert first.source.count(" + ") == 1
+    assert pack_turns(samples, 2, seed=0) == packed  # deterministic per seed
+    assert pack_turns(samples, 1) == samples
+
+
+def test_turns_in_a_mixture(mixture_yaml):
+    text = mixture_yaml.read_text().replace("root: images\n", "root: images\n    turns: 4\n", 1)
+    mixture_yaml.write_text(text)
+    sources = read_mixture_config(mixture_yaml)
+    assert sources[0].turns == 4 and sources[1].turns == 1
+    mixture = load_mixture(sources)
+    chats = [s for s in mixture.samples if s.image is not None]
+    # 10 chats over 3 images (4 / 3 / 3), all answers distinct: one conversation per image
+    assert sorted(len(s.messages) // 2 for s in chats) == [3, 3, 4]
 
 
 def _sampler(**kw):

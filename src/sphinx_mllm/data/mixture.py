@@ -15,6 +15,13 @@ YAML (LLaMA2-Accessory's schema, spec 9.3, plus ``format``, ``split`` and ``weig
       - path: /data/laion/captions.jsonl
         type: image_text
         task: caption_lm                            # optional: pre-training (caption_lm / text_lm)
+      - path: /data/refcoco
+        type: image_text
+        format: refcoco
+        turns: 4                                    # optional: up to 4 same-image samples per item
+
+``turns`` packs samples about one image into multi-turn conversations (``sample.pack_turns``);
+``weight`` then counts packed items.
 
 Relative paths are resolved against the YAML file's folder, never the working directory.
 """
@@ -31,7 +38,7 @@ import yaml
 
 from ..tasks import LM_TASKS
 from .adapters import FORMATS, read_samples
-from .sample import Sample, Skips, as_language_modelling
+from .sample import Sample, Skips, as_language_modelling, pack_turns
 
 # --- config ------------------------------------------------------------------------------------
 
@@ -48,13 +55,14 @@ class SourceConfig:
     ratio: float = 1.0
     weight: float = 1.0
     task: str | None = None  # a language-modelling task (tasks.LM_TASKS) replacing the chat turns
+    turns: int = 1  # same-image samples packed into one conversation (sample.pack_turns)
 
     @property
     def name(self) -> str:
         return f"{self.format}:{self.path.name}" + (f":{self.split}" if self.split else "")
 
 
-_KEYS = {"path", "type", "format", "root", "split", "ratio", "weight", "task"}
+_KEYS = {"path", "type", "format", "root", "split", "ratio", "weight", "task", "turns"}
 
 
 def _source(entry: object, base: Path, index: int) -> SourceConfig:
@@ -72,9 +80,14 @@ def _source(entry: object, base: Path, index: int) -> SourceConfig:
     task = entry.get("task")
     if task is not None and task not in LM_TASKS:
         raise ValueError(f"META[{index}]: task must be one of {sorted(LM_TASKS)}, got {task!r}")
+    turns = entry.get("turns", 1)
+    if not isinstance(turns, int) or turns < 1 or (turns > 1 and task is not None):
+        raise ValueError(f"META[{index}]: turns must be an integer >= 1, and 1 with a "
+                         f"language-modelling task, got {turns!r}")
     root = entry.get("root")
     return SourceConfig(base / entry["path"], str(entry["type"]), fmt,
-                        base / root if root else None, entry.get("split"), ratio, weight, task)
+                        base / root if root else None, entry.get("split"), ratio, weight, task,
+                        turns)
 
 
 def read_mixture_config(path: str | Path) -> list[SourceConfig]:
@@ -142,6 +155,8 @@ def load_mixture(sources: Sequence[SourceConfig], seed: int = 0) -> Mixture:
             kept = sorted(random.Random(0).sample(range(len(samples)),
                                                   int(len(samples) * source.ratio)))
             samples = [samples[i] for i in kept]
+        if source.turns > 1:
+            samples = pack_turns(samples, source.turns, seed)
         mixture.samples += samples
         mixture.source_index += [index] * len(samples)
         mixture.skips.append(skips)

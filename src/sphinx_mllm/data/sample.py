@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,46 @@ def as_language_modelling(sample: Sample, task: str) -> Sample:
     if not body or not body[-1].strip():
         raise Malformed(f"{task}: no text to model")
     return Sample(sample.image, (Message("assistant", "\n".join(body)),), task, sample.source)
+
+
+def pack_turns(samples: Iterable[Sample], turns: int, seed: int = 0) -> list[Sample]:
+    """Several conversations about one image as one multi-turn conversation (LLaVA-style), up to
+    ``turns`` each: the visual tokens and the system prompt are then paid once for several answers.
+
+    Only samples with the same image and task are packed (a REG turn next to a REC turn would hand
+    over the answer), and never two whose answers coincide (two expressions for one object would
+    let the second box be copied from the first). Within an image the order is shuffled with
+    ``seed``; packs come in the order their image first appears. Text-only samples pass unchanged.
+    """
+    if turns < 1:
+        raise ValueError(f"turns must be >= 1, got {turns}")
+    groups: dict[tuple, list[Sample]] = {}
+    for i, sample in enumerate(samples):
+        key = (sample.image, sample.task) if sample.image is not None else ("text", i)
+        groups.setdefault(key, []).append(sample)
+    rng = random.Random(seed)
+    packed = []
+    for group in groups.values():
+        if len(group) == 1 or turns == 1:
+            packed += group
+            continue
+        rng.shuffle(group)
+        packs: list[list[Sample]] = []
+        for sample in group:
+            answers = _answers(sample)
+            home = next((p for p in packs if len(p) < turns
+                         and not answers & set().union(*map(_answers, p))), None)
+            if home is None:
+                packs.append([sample])
+            else:
+                home.append(sample)
+        packed += [Sample(p[0].image, tuple(m for s in p for m in s.messages), p[0].task,
+                          " + ".join(s.source for s in p)) for p in packs]
+    return packed
+
+
+def _answers(sample: Sample) -> set[str]:
+    return {m.content for m in sample.messages if m.role == "assistant"}
 
 
 def messages_from_pairs(pairs: list[tuple[str, str]]) -> tuple[Message, ...]:
