@@ -27,10 +27,11 @@ next turn of a conversation. The entries are computed with the weights of the ti
 :meth:`Engine.clear_prefixes` after changing them.
 
 Compiled decode (``compile=True``). The decode step always runs on all ``max_batch`` rows over the
-whole cache, so its shapes never change and ``torch.compile`` (CUDA graphs on a GPU,
-``mode="reduce-overhead"``) captures it once. Eager decode instead runs on rows ``[0, last busy
-slot]`` over the positions in use (rounded up to ``span_step``), which is faster where per-call
-overhead is small, as on a CPU.
+whole cache, so its shapes never change and ``torch.compile`` captures it once (on a GPU with CUDA
+graphs, ``mode="reduce-overhead"``; on a CPU with inductor's C++ wrapper). Eager decode instead
+runs on rows ``[0, last busy slot]`` over the positions in use (rounded up to ``span_step``).
+Compiling pays where per-kernel overhead is much of a step (small models, GPUs at small batch);
+it is opt-in because it costs seconds of compilation (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -196,8 +197,10 @@ class Sequence:
         return item
 
     def result(self) -> list[int]:
-        """Block until the end; all new token ids."""
-        for _ in self:
+        """Block until the end; all new token ids. Waits for the end itself rather than for each
+        token, so that a caller who does not stream does not wake (and take the GIL) per token."""
+        self._released.wait()
+        for _ in self:  # drains the queue (the end marker is in it), raising a queued error
             pass
         return self.tokens
 
@@ -460,8 +463,13 @@ class Engine:
         return decode_one_token(self.model, window, tokens, pos)
 
     def _compile_decode(self):
-        mode = "reduce-overhead" if self.model.device.type == "cuda" else None
-        return torch.compile(self._decode_rows, mode=mode, fullgraph=True, dynamic=False)
+        if self.model.device.type == "cuda":
+            return torch.compile(self._decode_rows, mode="reduce-overhead", fullgraph=True,
+                                 dynamic=False)
+        # On a CPU, inductor's C++ wrapper calls the step's kernels without Python in between:
+        # that per-kernel overhead is most of a small model's step (docs/benchmarks.md).
+        return torch.compile(self._decode_rows, fullgraph=True, dynamic=False,
+                             options={"cpp_wrapper": True})
 
     def _decode_step(self) -> None:
         seqs = sorted(self._running.values(), key=lambda s: s.slot)
