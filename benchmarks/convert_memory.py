@@ -75,9 +75,9 @@ def synthetic(path: Path, gb: float) -> int:
 def peak_rss_of(cmd: list[str]) -> tuple[float, float]:
     """(peak RSS in GiB, seconds) of one child process."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c",
-                           "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-                           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)", *cmd],
+    child = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    proc = subprocess.run([sys.executable, "-c", child, *cmd],
                           check=True, capture_output=True, text=True)
     return int(proc.stdout.split()[-1]) / 2**20, time.perf_counter() - start
 
