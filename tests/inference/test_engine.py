@@ -170,3 +170,26 @@ def test_close_cancels_running_and_waiting_sequences(sharp_model):
     assert running.finish_reason == "cancelled" and waiting.finish_reason == "cancelled"
     assert engine.busy_slots == 0 and len(running.tokens) < 500 and waiting.tokens == []
     assert engine.submit([1, 6], None, SamplingParams(max_new_tokens=3)).result()  # usable again
+
+
+def test_a_kept_worker_serves_later_requests_and_stops_on_close(sharp_model):
+    # CUDA graph trees are per thread: a compiled GPU engine keeps its one worker (here forced on CPU)
+    engine = Engine(sharp_model, max_batch=1, prefix_cache=0, keep_worker=True)
+    first = engine.submit([1, 5], None, SamplingParams(max_new_tokens=3)).result()
+    worker = engine._worker
+    assert worker is not None and worker.is_alive()  # idle, waiting, not gone
+    assert engine.submit([1, 5], None, SamplingParams(max_new_tokens=3)).result() == first
+    assert engine._worker is worker  # the same thread served the second request
+    engine.close()
+    assert not worker.is_alive() and engine._worker is None
+    assert engine.submit([1, 5], None, SamplingParams(max_new_tokens=3)).result() == first
+    engine.close()
+
+
+def test_a_plain_engine_worker_ends_when_idle(sharp_model):
+    engine = Engine(sharp_model, max_batch=1, prefix_cache=0)
+    engine.submit([1, 5], None, SamplingParams(max_new_tokens=3)).result()
+    worker = engine._worker
+    if worker is not None:  # the worker may still be between its last token and its exit
+        worker.join(5)
+    assert engine._worker is None

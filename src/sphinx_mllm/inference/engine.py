@@ -12,7 +12,8 @@ row (its slot) from admission to its end; the model is handed windows of that ca
 nothing between calls.
 
 Threads. :meth:`Engine.submit` may be called from any number of threads at once. One worker thread
-(started on demand, gone when nothing is left to do) makes every model call. Between two decode
+(started on demand; gone when nothing is left to do, or, with ``keep_worker``, as when compiled on
+a GPU, waiting for the next request until :meth:`Engine.close`) makes every model call. Between two decode
 steps it drops cancelled sequences, admits waiting ones into free slots (prefill: newcomers on
 consecutive slots with nothing to reuse in one batch) and then decodes one token for every running
 sequence in one batch: sequences join and leave between steps. Tokens reach each :class:`Sequence` through its own queue; ``cancel()`` (also closing a
@@ -229,13 +230,16 @@ class Engine:
     max_batch: cache rows, i.e. sequences decoded together; more wait for a free slot.
     max_seq_len: positions per row (default the model's); prompt + max_new_tokens must fit.
     compile: compile the decode step (static shapes; CUDA graphs on a GPU).
+    keep_worker: keep the worker thread waiting when idle instead of ending it (default: when
+    compiled on a GPU, because CUDA graph trees are per thread and a new thread records again);
+    such an engine lives until :meth:`close`.
     prefix_cache: LRU capacity in prompts (0 disables reuse); prefix_bytes: its memory limit
     (default: half the KV cache's bytes, so it scales with what the caller allocated).
     """
 
     def __init__(self, model: SphinxModel, max_batch: int = 4, max_seq_len: int | None = None,
                  compile: bool = False, prefix_cache: int = 8, prefix_bytes: int | None = None,
-                 span_step: int = 64):
+                 span_step: int = 64, keep_worker: bool | None = None):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.model = model
@@ -252,6 +256,10 @@ class Engine:
         self._cache: KVCache | None = None
         self._decode = self._compile_decode() if compile else self._decode_rows
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # an idle kept worker waits on it
+        self._keep_worker = (compile and model.device.type == "cuda") if keep_worker is None \
+            else keep_worker
+        self._closing = False
         self._waiting: deque[Sequence] = deque()
         self._running: dict[int, Sequence] = {}
         self._free = list(range(max_batch))  # a heap: the lowest free slot first
@@ -282,6 +290,7 @@ class Engine:
             seqs.append(Sequence(self, prompt, image, params, stop or _never))
         with self._lock:
             self._waiting.extend(seqs)
+            self._wake.notify()
             if self._worker is None:
                 self._worker = threading.Thread(target=self._run, name="sphinx-engine", daemon=True)
                 self._worker.start()
@@ -298,8 +307,12 @@ class Engine:
             for seq in self._running.values():
                 seq._cancelled = True
             worker = self._worker
+            self._closing = True
+            self._wake.notify()
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout)
+        with self._lock:
+            self._closing = False
 
     def clear_prefixes(self) -> None:
         """Forget every cached prefix (needed after the model's weights change)."""
@@ -343,20 +356,23 @@ class Engine:
                 self._worker = None
 
     def _schedule(self) -> bool:
-        """Between steps: drop cancelled sequences, prefill newcomers into free slots. False (and
-        the worker gone) when nothing is left to run."""
+        """Between steps: drop cancelled sequences, prefill newcomers into free slots. When
+        nothing is left to run: False (and the worker gone), or, for a kept worker, wait for a
+        submit (False once the engine closes)."""
         with self._lock:
             for seq in [s for s in self._running.values() if s._cancelled]:
                 self._finish(seq, "cancelled")
+            while not self._running and not self._waiting:
+                if not self._keep_worker or self._closing:
+                    self._worker = None
+                    return False
+                self._wake.wait()
             joining = []
             while self._waiting and self._free:
                 seq = self._waiting.popleft()
                 seq.slot = heapq.heappop(self._free)
                 self._running[seq.slot] = seq
                 joining.append(seq)
-            if not self._running:
-                self._worker = None
-                return False
         self._join_all(joining)
         return True
 
