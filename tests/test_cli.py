@@ -48,6 +48,8 @@ def test_chat_stream_prints_text(capsys):
     (["chat", "--model", "no-such-model", "q"], "neither a preset"),
     (["info", "no-such-model"], "is not a preset"),
     (["chat", "--model", "toy", "--max-new-tokens", "5000", "q"], "exceeds max_seq_len"),
+    (["train", "missing.yaml"], "missing.yaml"),
+    (["toy", "eval", "--model", "toy", "--seed", "0", "--n", "1"], "is a training seed"),
 ])
 def test_clear_errors(argv, message):
     with pytest.raises(SystemExit, match=message):

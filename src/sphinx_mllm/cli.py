@@ -62,11 +62,8 @@ def _load_pipeline(args):
 
     if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda, but torch sees no CUDA device")
-    try:
-        return load(args.model, device=args.device, dtype=DTYPES[args.dtype] if args.dtype else None,
-                    quantize=getattr(args, "quantize", None))
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise SystemExit(f"error: {err}")
+    return load(args.model, device=args.device, dtype=DTYPES[args.dtype] if args.dtype else None,
+                quantize=getattr(args, "quantize", None))
 
 
 def cmd_chat(args) -> int:
@@ -75,15 +72,12 @@ def cmd_chat(args) -> int:
     pipe = _load_pipeline(args)
     sampling = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                     top_p=args.top_p, top_k=args.top_k, seed=args.seed)
-    try:
-        if args.stream and not args.json:
-            for delta in pipe.stream(args.image, args.question, **sampling):
-                print(delta, end="", flush=True)
-            print()
-            return 0
-        answer = pipe.chat(args.image, args.question, **sampling)
-    except (ValueError, OSError) as err:  # OSError: PIL cannot read the image
-        raise SystemExit(f"error: {err}")
+    if args.stream and not args.json:
+        for delta in pipe.stream(args.image, args.question, **sampling):
+            print(delta, end="", flush=True)
+        print()
+        return 0
+    answer = pipe.chat(args.image, args.question, **sampling)
     if args.json:
         from .tasks import objects_json
 
@@ -104,11 +98,8 @@ def cmd_data_convert(args) -> int:
         raise SystemExit(f"error: unknown format {args.format!r}; one of {', '.join(FORMATS)}")
     if not Path(args.root).is_dir():
         raise SystemExit(f"error: --root is not a directory: {args.root}")
-    try:
-        report = convert(args.format, args.root, args.out, images=args.images, split=args.split,
-                         seed=args.seed)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise SystemExit(f"error: {err}")
+    report = convert(args.format, args.root, args.out, images=args.images, split=args.split,
+                     seed=args.seed)
     skipped = sum(report.skipped.values())
     print(f"wrote {report.written} conversations to {args.out}; skipped {skipped} malformed "
           f"record(s)" + (f": {report.skipped}" if skipped else ""))
@@ -120,11 +111,8 @@ def cmd_data_stats(args) -> int:
     from .inference.pipeline import bundled_tokenizer_path
     from .tokenizer import Tokenizer
 
-    try:
-        tokenizer = Tokenizer.from_file(args.tokenizer or bundled_tokenizer_path())
-        stats = mixture_stats(args.config, tokenizer, args.preset, seed=args.seed)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise SystemExit(f"error: {err}")
+    tokenizer = Tokenizer.from_file(args.tokenizer or bundled_tokenizer_path())
+    stats = mixture_stats(args.config, tokenizer, args.preset, seed=args.seed)
     print(format_stats(stats))
     return 0
 
@@ -136,12 +124,9 @@ def cmd_eval(args) -> int:
     sampling = dict(temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     if args.max_new_tokens is not None:
         sampling["max_new_tokens"] = args.max_new_tokens
-    try:
-        result = run_benchmark(args.benchmark, pipe, args.data, args.out, split=args.split,
-                               batch_size=args.batch_size, limit=args.limit, sampling=sampling,
-                               images=args.images, model_name=args.model)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise SystemExit(f"error: {err}")
+    result = run_benchmark(args.benchmark, pipe, args.data, args.out, split=args.split,
+                           batch_size=args.batch_size, limit=args.limit, sampling=sampling,
+                           images=args.images, model_name=args.model)
     print(json.dumps(result["metrics"], indent=2))
     return 0
 
@@ -151,11 +136,8 @@ def cmd_score(args) -> int:
 
     if not Path(args.answers).is_file():
         raise SystemExit(f"error: answers file not found: {args.answers}")
-    try:
-        metrics = score_answers(args.benchmark, args.answers, args.data, split=args.split,
-                                images=args.images)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise SystemExit(f"error: {err}")
+    metrics = score_answers(args.benchmark, args.answers, args.data, split=args.split,
+                            images=args.images)
     if args.json:
         print(json.dumps(json_safe(metrics)))
     else:
@@ -167,10 +149,7 @@ def cmd_score(args) -> int:
 def cmd_report(args) -> int:
     from .eval.report import write_report
 
-    try:
-        pages = write_report(args.runs, args.out, examples=args.examples)
-    except FileNotFoundError as err:
-        raise SystemExit(f"error: {err}")
+    pages = write_report(args.runs, args.out, examples=args.examples)
     print("wrote " + " and ".join(str(p) for p in pages))
     return 0
 
@@ -182,11 +161,8 @@ def cmd_convert(args) -> int:
     if not (src.is_dir() and official.is_released_dir(src)):
         raise SystemExit(f"error: {src} is not a released SPHINX checkpoint directory "
                          "(meta.json + consolidated.XX-of-YY.model.pth)")
-    try:
-        out = official.convert(src, args.dst, preset=args.preset,
-                               max_shard_bytes=int(args.max_shard_gb * 10**9))
-    except (KeyError, ValueError) as err:
-        raise SystemExit(f"error: {err}")
+    out = official.convert(src, args.dst, preset=args.preset,
+                           max_shard_bytes=int(args.max_shard_gb * 10**9))
     print(f"wrote {out}")
     return 0
 
@@ -196,12 +172,9 @@ def cmd_assemble(args) -> int:
 
     encoders = {k: getattr(args, k) for k in ("clip", "convnext", "dinov2", "qformer")
                 if getattr(args, k)}
-    try:
-        out = components.assemble(args.preset, llm=args.llm, tokenizer=args.tokenizer,
-                                  out=args.out, encoders=encoders, dtype=DTYPES[args.dtype],
-                                  seed=args.seed)
-    except (KeyError, ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}")
+    out = components.assemble(args.preset, llm=args.llm, tokenizer=args.tokenizer,
+                              out=args.out, encoders=encoders, dtype=DTYPES[args.dtype],
+                              seed=args.seed)
     print(f"wrote {out}")
     return 0
 
@@ -210,11 +183,8 @@ def cmd_train(args) -> int:
     from .train.config import load_config
     from .train.trainer import train
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-        final = train(cfg)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise SystemExit(f"error: {err}")
+    cfg = load_config(args.config, args.overrides)
+    final = train(cfg)
     if os.environ.get("RANK", "0") == "0":  # once per torchrun job, not once per process
         print(f"wrote {final}")
     return 0
@@ -227,11 +197,8 @@ def cmd_mix(args) -> int:
         betas = [float(b) for b in args.beta.split(",")]
     except ValueError:
         raise SystemExit(f"error: --beta takes numbers in [0, 1], comma-separated; got {args.beta!r}")
-    try:
-        written = mix(args.a, args.b, args.out, betas, include_projector=args.include_projector,
-                      preset=args.preset)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise SystemExit(f"error: {err}")
+    written = mix(args.a, args.b, args.out, betas, include_projector=args.include_projector,
+                  preset=args.preset)
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -240,10 +207,7 @@ def cmd_mix(args) -> int:
 def cmd_plot(args) -> int:
     from .train.plot import plot_runs
 
-    try:
-        print(f"wrote {plot_runs(args.runs, args.out)}")
-    except FileNotFoundError as err:
-        raise SystemExit(f"error: {err}")
+    print(f"wrote {plot_runs(args.runs, args.out)}")
     return 0
 
 
@@ -292,11 +256,8 @@ def cmd_serve(args) -> int:
     local = getattr(args, "allow_local_media", None)
     if local is not None and not Path(local).is_dir():
         raise SystemExit(f"error: --allow-local-media is not a directory: {local}")
-    try:
-        pipe = load(args.model, device=args.device,
-                    dtype=DTYPES[args.dtype] if args.dtype else None, max_batch=args.max_batch)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise SystemExit(f"error: {err}")
+    pipe = load(args.model, device=args.device,
+                dtype=DTYPES[args.dtype] if args.dtype else None, max_batch=args.max_batch)
     demo = args.command == "demo"
     config = ServeConfig(
         model_name=args.served_model_name or Path(str(args.model)).name,
@@ -429,10 +390,7 @@ def add_eval_commands(sub) -> None:
 def cmd_toy_generate(args) -> int:
     from .toy.dataset import generate_world
 
-    try:
-        manifest = generate_world(args.seed, args.n, args.out, max_things=args.max_objects)
-    except ValueError as err:
-        raise SystemExit(f"error: {err}")
+    manifest = generate_world(args.seed, args.n, args.out, max_things=args.max_objects)
     print(json.dumps(manifest))
     return 0
 
@@ -442,11 +400,8 @@ def cmd_toy_eval(args) -> int:
     from .toy.evaluate import evaluate_seed, format_scores
 
     pipe = _load_pipeline(args)
-    try:
-        result = evaluate_seed(pipe, args.seed, args.n, args.out, batch_size=args.batch_size,
-                               max_new_tokens=args.max_new_tokens, progress=not args.json)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"error: {err}")
+    result = evaluate_seed(pipe, args.seed, args.n, args.out, batch_size=args.batch_size,
+                           max_new_tokens=args.max_new_tokens, progress=not args.json)
     print(json.dumps(json_safe(result["summary"])) if args.json else format_scores(result))
     return 0
 
@@ -454,10 +409,7 @@ def cmd_toy_eval(args) -> int:
 def cmd_toy_tokenizer(args) -> int:
     from .toy.tokenizer import train_tokenizer
 
-    try:
-        tokenizer = train_tokenizer(args.world, args.out, vocab_size=args.vocab_size)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"error: {err}")
+    tokenizer = train_tokenizer(args.world, args.out, vocab_size=args.vocab_size)
     print(f"wrote {args.out} ({tokenizer.vocab_size} pieces)")
     return 0
 
@@ -465,12 +417,9 @@ def cmd_toy_tokenizer(args) -> int:
 def cmd_toy_encoders(args) -> int:
     from .toy.encoders import run_encoder_stage
 
-    try:
-        metrics = run_encoder_stage(args.out, args.tokenizer, seed=args.seed, steps=args.steps,
-                                    batch_size=args.batch_size, lr=args.lr, bf16=args.bf16,
-                                    log_every=args.log_every)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"error: {err}")
+    metrics = run_encoder_stage(args.out, args.tokenizer, seed=args.seed, steps=args.steps,
+                                batch_size=args.batch_size, lr=args.lr, bf16=args.bf16,
+                                log_every=args.log_every)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -481,13 +430,10 @@ def cmd_toy_train(args) -> int:
     from .toy.recipe import QUICK, Budget, plot_recipe, run_recipe
 
     budget = QUICK if args.quick else Budget()
-    try:
-        if args.minutes is not None:
-            budget = budget.scaled(args.minutes)
-        budget = budget.with_overrides(args.set)
-        final = run_recipe(args.out, budget, only=lambda name: print(f"stage {name}", flush=True))
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise SystemExit(f"error: {err}")
+    if args.minutes is not None:
+        budget = budget.scaled(args.minutes)
+    budget = budget.with_overrides(args.set)
+    final = run_recipe(args.out, budget, only=lambda name: print(f"stage {name}", flush=True))
     print(f"wrote {final}")
     print(f"wrote {plot_recipe(args.out, Path(args.out) / 'curves.png')}")
     print(json.dumps(dataclasses.asdict(budget)))
@@ -607,9 +553,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+USER_ERRORS = (OSError, KeyError, ValueError)
+"""What the library raises for a bad path, file, name or value (OSError covers a missing file and
+an image PIL cannot read): ``main`` prints these as one ``error:`` line instead of a traceback."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        raise SystemExit(f"error: {err}")
 
 
 if __name__ == "__main__":
