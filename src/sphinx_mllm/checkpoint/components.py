@@ -30,7 +30,7 @@ from ..model import build
 from . import keymap, ours
 from .hf_llama import llm_config_from_hf, meta_name, unpermute_rope
 from .official import meta_llm_config, split_dim
-from .safetensors_io import TensorSpec
+from .safetensors_io import FROM_NAME, TensorSpec
 from .torch_files import load_state_dict
 
 
@@ -69,9 +69,7 @@ def read_tensors(path: str | Path) -> dict[str, Lazy]:
             handle = safe_open(str(f), framework="pt")
             for name in handle.keys():
                 sl = handle.get_slice(name)
-                dtype = getattr(torch, {"BF16": "bfloat16", "F16": "float16", "F32": "float32",
-                                        "F64": "float64", "I64": "int64"}[sl.get_dtype()])
-                out[name] = Lazy(tuple(sl.get_shape()), dtype,
+                out[name] = Lazy(tuple(sl.get_shape()), FROM_NAME[sl.get_dtype()],
                                  lambda h=handle, n=name: h.get_tensor(n))
         else:
             out.update({k: Lazy.of(v) for k, v in load_state_dict(f).items()})

@@ -387,9 +387,8 @@ def plot_recipe(run: str | Path, out: str | Path) -> Path:
 def bundle(checkpoint: str | Path, out: str | Path, dtype: str = "bfloat16") -> Path:
     """Write ``checkpoint`` (with its tokenizer) to ``out`` in ``dtype``: the package's default
     model is made this way from the recipe's ``finetune/final`` (docs/toy-world.md)."""
-    import torch
-
     from ..checkpoint import load, ours
+    from ..constants import DTYPES
 
-    model = load(checkpoint, device="cpu", dtype=getattr(torch, dtype))
+    model = load(checkpoint, device="cpu", dtype=DTYPES[dtype])
     return ours.save(model, Path(checkpoint) / "tokenizer.model", out)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from .. import checkpoint
 from ..checkpoint import keymap, loader, ours
 from ..config import PRESET_NAMES, SphinxConfig
-from ..constants import IGNORE_INDEX
+from ..constants import DTYPES, IGNORE_INDEX
 from ..data.collate import Batch, Collator
 from ..data.mixture import Mixture, TypeGroupedBatchSampler, load_mixture, read_mixture_config
 from ..model import SphinxModel, build
@@ -61,7 +61,7 @@ class Precision:
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def saved(self, save_dtype: str | None) -> torch.dtype:
-        return getattr(torch, save_dtype or ("bfloat16" if self.bf16 else "float32"))
+        return DTYPES[save_dtype or ("bfloat16" if self.bf16 else "float32")]
 
 
 @dataclass
