@@ -19,7 +19,8 @@ def test_training_render_marks_answer_and_separator():
     r = render([{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"},
                 {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "The end."}])
     assert r.text.endswith("### Assistant: The end.\n###")
-    assert [r.text[s:e] for s, e in r.supervised] == ["A1\n###", "The end.\n###"]
+    # The space before each answer is supervised too: an inference prompt ends at "Assistant:".
+    assert [r.text[s:e] for s, e in r.supervised] == [" A1\n###", " The end.\n###"]
 
 
 def test_cut_answer():

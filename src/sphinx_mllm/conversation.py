@@ -51,8 +51,11 @@ def render(messages: Sequence[Message | dict], add_generation_prompt: bool = Fal
            system: str | None = None) -> Rendered:
     """Render a conversation.
 
-    Each assistant turn supervises ``answer + "\\n###"``. With ``add_generation_prompt`` an open
-    ``" Assistant:"`` turn is appended (no trailing space), which is how prompts end at inference.
+    Each assistant turn supervises ``" " + answer + "\\n###"``: the space the template puts before
+    the answer belongs to it, as in the reference (``encode_segment`` of the answer starts with
+    ``▁``). With ``add_generation_prompt`` an open ``" Assistant:"`` turn is appended (no trailing
+    space), which is how prompts end at inference, so the model must write that space itself: when
+    the answer's first piece is a lone ``▁`` (a digit, ``<p>``), it has to have been supervised.
     ``system`` replaces the template's system text (:data:`SYSTEM`) when given.
     """
     text = (SYSTEM if system is None else system) + "\n\n" + SEP
@@ -60,7 +63,7 @@ def render(messages: Sequence[Message | dict], add_generation_prompt: bool = Fal
     for msg in as_messages(messages):
         text += f" {ROLES[msg.role]}: "
         if msg.role == "assistant":
-            spans.append((len(text), len(text) + len(msg.content) + len(ANSWER_END)))
+            spans.append((len(text) - 1, len(text) + len(msg.content) + len(ANSWER_END)))
         text += msg.content + ANSWER_END
     if add_generation_prompt:
         text += f" {ROLES['assistant']}:"

@@ -77,7 +77,9 @@ class Processor:
         return self._prefix(has_image) + self.tokenizer.encode(text)
 
     def encode_training(self, messages: Sequence[Message | dict], has_image: bool) -> Encoded:
-        """Ids + labels: only ``answer + "\\n###"`` of each assistant turn is supervised; EOS ends."""
+        """Ids + labels: only ``" " + answer + "\\n###"`` of each assistant turn is supervised (see
+        :func:`render`), so the unsupervised tokens before an answer are exactly the inference
+        prompt :meth:`encode_prompt` builds for it; EOS ends."""
         rendered = render(messages)
         ids, spans = self.tokenizer.encode_with_offsets(rendered.text)
         labels = [IGNORE_INDEX] * len(ids)

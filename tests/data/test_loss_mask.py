@@ -47,6 +47,8 @@ def _samples():
     yield Sample(Path("x.jpg"), (Message("user", "What?"), Message("assistant", "A cat."),
                                  Message("user", "Color?"), Message("assistant", "Grey.")),
                  "conversation", "conversation")
+    yield Sample(Path("x.jpg"), (Message("user", "How many cats?"), Message("assistant", "3")),
+                 "vqa", "counting")  # a digit: with split digits the answer starts with a lone "▁"
     yield Sample(None, (Message("user", ""), Message("assistant", "Plain web text.")),
                  "dialogue", "dialogue")
 
@@ -96,6 +98,20 @@ def test_only_answers_are_supervised(processor, sample):
     assert [processor.tokenizer.decode(r).strip() for r in runs] == [a + "\n###" for a in answers]
     assert encoded.labels[:1 + processor.image_tokens * (sample.image is not None)] == \
         [IGNORE_INDEX] * (1 + processor.image_tokens * (sample.image is not None))
+
+
+@pytest.mark.parametrize("sample", list(_samples()), ids=lambda s: s.task)
+def test_each_answer_continues_its_inference_prompt(processor, sample):
+    """Training supervises exactly the tokens generation must write after the prompt that
+    ``encode_prompt`` builds for that turn, including a lone leading ``▁`` (digits, ``<p>``)."""
+    encoded = processor.encode_training(sample.messages, sample.image is not None)
+    labelled = [label != IGNORE_INDEX for label in encoded.labels]
+    starts = [i for i in range(1, len(labelled)) if labelled[i] and not labelled[i - 1]]
+    turns = [i + 1 for i, m in enumerate(sample.messages) if m.role == "assistant"]
+    assert len(starts) == len(turns)
+    for start, end in zip(starts, turns):
+        prompt = processor.encode_prompt(sample.messages[:end - 1], sample.image is not None)
+        assert encoded.input_ids[:start] == prompt
 
 
 def test_training_images_keep_their_stored_orientation(tmp_path, processor):
