@@ -52,3 +52,10 @@ def test_quick_recipe_end_to_end(tmp_path, capsys):
     assert cli.main(["toy", "train", "--quick", "--out", str(out)]) == 0
     assert "stage " not in capsys.readouterr().out
     assert len((out / "recipe.jsonl").read_text().splitlines()) == len(names)
+
+
+def test_plotted_loss_is_a_trailing_running_mean():
+    from sphinx_mllm.toy.recipe import _running_mean
+
+    assert _running_mean([4.0, 2.0, 0.0, 6.0], 2) == [4.0, 3.0, 1.0, 3.0]
+    assert _running_mean([1.0, 3.0], 5) == [1.0, 2.0]

@@ -342,6 +342,20 @@ def _stage_curve(run: Path, stage: str) -> list[tuple[float, float]]:
     return points
 
 
+LOSS_WINDOW = 50
+"""Most logged steps in the running mean of the plotted training loss (a twentieth of a stage's
+points when that is fewer; the raw points are drawn faintly)."""
+
+
+def _running_mean(values: list[float], window: int) -> list[float]:
+    """Mean of each value and the up to ``window - 1`` values before it."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
+
+
 def plot_recipe(run: str | Path, out: str | Path) -> Path:
     """Loss of every training stage and the validation scores against the recipe's wall-clock
     minutes (from ``recipe.jsonl``), as one PNG with two panels."""
@@ -358,15 +372,19 @@ def plot_recipe(run: str | Path, out: str | Path) -> Path:
         if rec["stage"] in TRAINED:
             curve = _stage_curve(run, rec["stage"])
             if curve:
-                ax_loss.plot([(clock + t) / 60 for t, _ in curve], [v for _, v in curve],
-                             label=rec["stage"], linewidth=0.8)
+                minutes = [(clock + t) / 60 for t, _ in curve]
+                raw = ax_loss.plot(minutes, [v for _, v in curve], linewidth=0.5, alpha=0.3)
+                # the steps' tasks differ, so a running mean shows the trend through the noise
+                window = min(LOSS_WINDOW, max(1, len(curve) // 20))  # short stages, short lag
+                ax_loss.plot(minutes, _running_mean([v for _, v in curve], window),
+                             color=raw[0].get_color(), label=rec["stage"], linewidth=1.5)
         clock += rec["seconds"]
         for key in CURVE_KEYS:
             value = (rec.get("val") or {}).get(key)
             if value is not None:
                 val_points[key].append((clock / 60, value))
     ax_loss.set(yscale="log", xlabel="recipe wall-clock minutes", ylabel="training loss",
-                title="loss per stage")
+                title=f"loss per stage (running mean of up to {LOSS_WINDOW} logged steps)")
     ax_loss.legend()
     for key, pts in val_points.items():
         if pts:
