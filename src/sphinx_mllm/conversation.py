@@ -63,7 +63,8 @@ def render(messages: Sequence[Message | dict], add_generation_prompt: bool = Fal
     for msg in as_messages(messages):
         text += f" {ROLES[msg.role]}: "
         if msg.role == "assistant":
-            spans.append((len(text) - 1, len(text) + len(msg.content) + len(ANSWER_END)))
+            start = len(text) - 1  # the space after "Assistant:" is the answer's first character
+            spans.append((start, len(text) + len(msg.content) + len(ANSWER_END)))
         text += msg.content + ANSWER_END
     if add_generation_prompt:
         text += f" {ROLES['assistant']}:"

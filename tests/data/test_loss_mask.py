@@ -90,7 +90,7 @@ def test_language_modelling_supervises_every_text_token_and_eos(processor, sampl
     assert processor.tokenizer.decode(encoded.labels[prefix:-1]) == text
 
 
-@pytest.mark.parametrize("sample", list(_samples()), ids=lambda s: s.task)
+@pytest.mark.parametrize("sample", list(_samples()), ids=lambda s: s.source)
 def test_only_answers_are_supervised(processor, sample):
     encoded = processor.encode_training(sample.messages, sample.image is not None)
     answers = [m.content for m in sample.messages if m.role == "assistant"]
@@ -100,7 +100,7 @@ def test_only_answers_are_supervised(processor, sample):
         [IGNORE_INDEX] * (1 + processor.image_tokens * (sample.image is not None))
 
 
-@pytest.mark.parametrize("sample", list(_samples()), ids=lambda s: s.task)
+@pytest.mark.parametrize("sample", list(_samples()), ids=lambda s: s.source)
 def test_each_answer_continues_its_inference_prompt(processor, sample):
     """Training supervises exactly the tokens generation must write after the prompt that
     ``encode_prompt`` builds for that turn, including a lone leading ``▁`` (digits, ``<p>``)."""

@@ -38,13 +38,15 @@ def test_toy_eval_of_the_bundled_model(tmp_path, capsys):
         assert summary[key] >= bound, (key, summary[key], bound)
 
     def answers(task):
-        return [json.loads(x) for x in (tmp_path / "answers" / f"{task}.answers.jsonl").read_text().splitlines()]
+        lines = (tmp_path / "answers" / f"{task}.answers.jsonl").read_text().splitlines()
+        return [json.loads(x) for x in lines]
 
     rec = [a["answer"] for a in answers("rec")]
     assert sum(len(parse_boxes(a)) == 1 for a in rec) >= 0.9 * len(rec)  # measured: 74 of 74
     # every answer below starts with a lone "▁" piece, which training once left unsupervised
-    questions = json.loads((tmp_path / "world" / "v2_OpenEnded_mscoco_val_questions.json").read_text())
-    counting = {q["question_id"] for q in questions["questions"] if q["question"].startswith("How many")}
+    questions = json.loads((tmp_path / "world" / "v2_OpenEnded_mscoco_val_questions.json")
+                           .read_text())["questions"]
+    counting = {q["question_id"] for q in questions if q["question"].startswith("How many")}
     counts = [a["answer"] for a in answers("vqa") if a["question_id"] in counting]
     assert counts and all(a.strip().isdigit() for a in counts)  # measured: 24 of 24
     assert all(len(parse_keypoints(a["answer"]).points) == 17 for a in answers("pose"))  # 3 of 3
