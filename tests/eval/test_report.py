@@ -60,3 +60,15 @@ def test_report_has_every_run_and_drawn_examples(benchmark_data, toy_pipeline, t
     # refcoco: 2 of its 3 sentences; keypoints: 1 person; layout: 1 page; MME is not drawn.
     assert len(images) == 4 and all(p.name in md and p.name in html for p in images)
     assert "<table>" in html and "Published SPHINX numbers" in html
+
+
+def test_a_benchmark_record_says_what_the_report_draws():
+    from sphinx_mllm.eval.benchmarks import BENCHMARKS, Benchmark, register_benchmark
+
+    drawn = {name: b.drawing for name, b in BENCHMARKS.items() if b.drawing}
+    assert drawn == {"refcoco": "box", "refcoco+": "box", "refcocog": "box",
+                     "coco-keypoints": "keypoints", "publaynet": "layout"}
+    odd = Benchmark("odd", BENCHMARKS["mme"].read, BENCHMARKS["mme"].score, ("id",), ("val",), "val",
+                    8, "acc", drawing="heatmap")
+    with pytest.raises(ValueError, match="drawing must be one of"):
+        register_benchmark(odd)

@@ -26,8 +26,6 @@ from .published import MODELS, PUBLISHED, published_for
 from .runner import ANSWERS_FILE, METRICS_FILE, load_items, read_answers
 
 TRUTH, PREDICTION = (40, 200, 40), (230, 40, 40)
-DRAWN = ("refcoco", "refcoco+", "refcocog", "coco-keypoints", "publaynet")
-"""Benchmarks whose answers carry coordinates, and so get example images."""
 
 _INDEX = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
 
@@ -104,17 +102,18 @@ def draw_example(benchmark: str, item: Item, answer: str) -> Image.Image:
     """The item's image with ground truth (green) and the parsed prediction (red), in pixels."""
     image = load_image(item.image)
     draw = ImageDraw.Draw(image)
-    if benchmark.startswith("refcoco"):
+    drawing = get_benchmark(benchmark).drawing
+    if drawing == "box":
         ref = item.reference
         _box(draw, (ref.x1, ref.y1, ref.x2, ref.y2), TRUTH)
         pred = answer_box(answer, item)
         if pred is not None:
             _box(draw, (pred.x1, pred.y1, pred.x2, pred.y2), PREDICTION)
-    elif benchmark == "coco-keypoints":
+    elif drawing == "keypoints":
         _box(draw, item.reference["bbox"], TRUTH)
         _skeleton(draw, item.reference["keypoints"], TRUTH)
         _skeleton(draw, answer_keypoints(answer, item), PREDICTION)
-    elif benchmark == "publaynet":
+    elif drawing == "layout":
         names = {v: k for k, v in item.meta["categories"].items()}
         for g in item.reference:
             _box(draw, g["bbox"], TRUTH, names.get(g["category_id"]))
@@ -123,14 +122,14 @@ def draw_example(benchmark: str, item: Item, answer: str) -> Image.Image:
                 p = item.frame.box_to_pixels(b, clip=False)
                 _box(draw, (p.x1, p.y1, p.x2, p.y2), PREDICTION, detection.label)
     else:
-        raise ValueError(f"no drawing for benchmark {benchmark!r}; drawable: {', '.join(DRAWN)}")
+        raise ValueError(f"no drawing for benchmark {benchmark!r} (its record sets no `drawing`)")
     return image
 
 
 def draw_examples(run: Run, folder: Path, count: int) -> list[tuple[Path, str, str]]:
     """Up to ``count`` drawn examples of ``run`` saved in ``folder``: ``[(png, title, answer)]``."""
     rec = run.record
-    if run.benchmark not in DRAWN or count <= 0:
+    if get_benchmark(run.benchmark).drawing is None or count <= 0:
         return []
     try:
         items = load_items(run.benchmark, rec["data_dir"], rec["split"], rec.get("images"))

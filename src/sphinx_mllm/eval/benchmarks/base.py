@@ -42,6 +42,10 @@ Reader = Callable[[Path, str, "Path | None"], list[Item]]
 Scorer = Callable[[Sequence[Item], Sequence[str]], dict[str, float]]
 
 
+DRAWINGS = ("box", "keypoints", "layout")
+"""How ``eval/report.py`` can draw an item: its reference box, a person's skeleton, page blocks."""
+
+
 @dataclass(frozen=True)
 class Benchmark:
     """One benchmark family member.
@@ -51,6 +55,7 @@ class Benchmark:
     the raw answers (``answers[i]`` for ``items[i]``) into a flat metrics dict; ``primary`` names
     the headline key of that dict (what the report's table shows). ``max_new_tokens`` follows
     spec 11.1 where SPHINX's ``annotation_config.json`` sets it (``budget_source == "spec"``).
+    ``drawing`` says how the report draws an item with its answer (:data:`DRAWINGS`), or None.
     """
 
     name: str
@@ -63,6 +68,7 @@ class Benchmark:
     primary: str
     budget_source: str = "spec"
     description: str = ""
+    drawing: str | None = None
 
     def key(self, record: Mapping[str, Any]) -> Key:
         """The identity of an item or answer record; ``KeyError`` names a missing id field."""
@@ -85,6 +91,9 @@ BENCHMARKS: dict[str, Benchmark] = {}
 def register_benchmark(benchmark: Benchmark) -> Benchmark:
     if benchmark.name in BENCHMARKS:
         raise ValueError(f"benchmark {benchmark.name!r} is already registered")
+    if benchmark.drawing not in (None, *DRAWINGS):
+        raise ValueError(f"{benchmark.name}: drawing must be one of {DRAWINGS} or None, "
+                         f"got {benchmark.drawing!r}")
     BENCHMARKS[benchmark.name] = benchmark
     return benchmark
 

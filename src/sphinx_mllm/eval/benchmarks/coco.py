@@ -159,8 +159,10 @@ for _b in (
               description="COCO captions, BLEU / METEOR / ROUGE-L / CIDEr"),
     Benchmark("coco-keypoints", read_keypoints, _keypoint_score, ("image_id", "ann_id"),
               ("val2017", "val2014"), "val2017", 384, "map", budget_source="ours",
-              description="COCO person keypoints with ground-truth boxes, OKS AP and PCK@0.1"),
+              description="COCO person keypoints with ground-truth boxes, OKS AP and PCK@0.1",
+              drawing="keypoints"),
     Benchmark("publaynet", read_publaynet, _layout_score, ("image_id",), ("val", "train"), "val", 512,
-              "map", budget_source="ours", description="PubLayNet layout, box mAP"),
+              "map", budget_source="ours", description="PubLayNet layout, box mAP",
+              drawing="layout"),
 ):
     register_benchmark(_b)

@@ -63,10 +63,10 @@ def _rec_score(items: Sequence[Item], answers: Sequence[str]) -> dict[str, float
 _IDS = ("ref_id", "sent_id")
 for _b in (
     Benchmark("refcoco", read_refcoco, _rec_score, _IDS, ("val", "testA", "testB", "train"), "val",
-              30, "acc50", description="RefCOCO (unc), Acc@0.5"),
+              30, "acc50", description="RefCOCO (unc), Acc@0.5", drawing="box"),
     Benchmark("refcoco+", read_refcoco, _rec_score, _IDS, ("val", "testA", "testB", "train"), "val",
-              30, "acc50", description="RefCOCO+ (unc), Acc@0.5"),
+              30, "acc50", description="RefCOCO+ (unc), Acc@0.5", drawing="box"),
     Benchmark("refcocog", read_refcoco, _rec_score, _IDS, ("val", "test", "train"), "val", 30,
-              "acc50", description="RefCOCOg (umd), Acc@0.5"),
+              "acc50", description="RefCOCOg (umd), Acc@0.5", drawing="box"),
 ):
     register_benchmark(_b)
