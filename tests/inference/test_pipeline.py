@@ -85,3 +85,12 @@ def test_closing_a_stream_early_frees_its_slot(pipe):
             break
         threading.Event().wait(0.01)
     assert pipe.engine.busy_slots == 0
+
+
+@pytest.mark.parametrize("preset", ["toy", "toy-tiny", "toy-world"])
+def test_presets_sized_for_the_toy_tokenizer_load_without_a_warning(preset):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the benchmarking-only warning would raise here
+        sphinx_mllm.load(preset)
