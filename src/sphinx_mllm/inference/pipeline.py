@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from ..config import PRESET_NAMES, TOY_VOCAB, SphinxConfig
+from ..config import PRESET_NAMES, TOY_VOCAB
 from ..conversation import SEP, cut_answer, history_to_messages, visible_answer
 from ..media import ImageSource, load_image
 from ..messages import Conversation, parse_messages
@@ -268,9 +268,9 @@ def load(path_or_preset: str | Path | None = None, device: str | torch.device | 
         dtype = torch.bfloat16
     if str(path_or_preset) in PRESET_NAMES:
         name = str(path_or_preset)
-        if SphinxConfig.from_name(name).llm.vocab_size != TOY_VOCAB:  # sized for another tokenizer
-            warnings.warn(f"{name}: random weights with the toy tokenizer (benchmarking only)")
         model = build(name, device=device, dtype=dtype)
+        if model.cfg.llm.vocab_size != TOY_VOCAB:  # sized for another tokenizer
+            warnings.warn(f"{name}: random weights with the toy tokenizer (benchmarking only)")
         return _pipeline(model, bundled_tokenizer_path(), quantize, engine_options)
     if not checkpoint.is_checkpoint(path_or_preset):
         raise FileNotFoundError(f"{str(path_or_preset)!r} is neither a preset "
