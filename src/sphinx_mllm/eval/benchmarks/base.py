@@ -112,9 +112,3 @@ def task_prompt(task: str, example: Any) -> str:
     return spec.prompts[0].format(**spec.fields(example))
 
 
-def first_existing(*paths: Path) -> Path:
-    """The first of ``paths`` that exists, else the first (so the error names the release layout)."""
-    for path in paths:
-        if path.exists():
-            return path
-    return paths[0]

@@ -20,10 +20,11 @@ from typing import Sequence
 from ...data.adapters.coco import as_object, pixel_box, read_images
 from ...data.adapters.refcoco import refs_file
 from ...data.files import read_json, read_plain_pickle, require
+from ...data.layouts import first_existing
 from ...data.sample import Skips
 from ...tasks import Box, Region, first_box
 from ..metrics import get_metric
-from .base import Benchmark, Item, first_existing, register_benchmark, task_prompt
+from .base import Benchmark, Item, register_benchmark, task_prompt
 
 
 def read_refcoco(root: Path, split: str, images: Path | None) -> list[Item]:

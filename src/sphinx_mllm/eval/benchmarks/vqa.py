@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from ...data import layouts
+from ...data.layouts import first_existing
 from ...data.files import read_json, require
 from ...tasks import QA, Choice
 from ...tasks.registry import LETTERS, MULTIPLE_CHOICE_ANSWER_PREFIX
 from ..metrics import get_metric
-from .base import Benchmark, Item, first_existing, register_benchmark, task_prompt
+from .base import Benchmark, Item, register_benchmark, task_prompt
 
 def short_answer_prompt(question: str) -> str:
     """``{question}\\nAnswer the question using a single word or phrase.`` (task ``vqa``)."""
@@ -29,41 +31,33 @@ def _vqa_score(items: Sequence[Item], answers: Sequence[str]) -> dict[str, float
 # --- VQAv2 / OK-VQA: COCO-style questions + annotations JSON --------------------------------------
 
 
-def _read_mscoco_vqa(questions: Path, annotations: Path, images: Path, split: str) -> list[Item]:
-    qs = read_json(require(questions, "questions file"))["questions"]
-    anns = {a["question_id"]: a for a in read_json(require(annotations, "annotations file"))["annotations"]}
-    items = []
-    for q in qs:
-        ann = anns[q["question_id"]]
-        image = images / f"COCO_{split}_{int(q['image_id']):012d}.jpg"
-        items.append(Item({"question_id": q["question_id"]}, image, short_answer_prompt(q["question"]),
-                          [a["answer"] for a in ann["answers"]]))
-    return items
+def _read_mscoco_vqa(files: layouts.MscocoVQA) -> list[Item]:
+    qs = read_json(require(files.questions, "questions file"))["questions"]
+    anns = {a["question_id"]: a
+            for a in read_json(require(files.annotations, "annotations file"))["annotations"]}
+    return [Item({"question_id": q["question_id"]}, files.image(q["image_id"]),
+                 short_answer_prompt(q["question"]),
+                 [a["answer"] for a in anns[q["question_id"]]["answers"]]) for q in qs]
 
 
 def read_vqav2(root: Path, split: str, images: Path | None) -> list[Item]:
-    """``v2_OpenEnded_mscoco_{split}_questions.json`` + ``v2_mscoco_{split}_annotations.json``;
-    images ``{images or ROOT/split}/COCO_{split}_{image_id:012d}.jpg``."""
-    return _read_mscoco_vqa(root / f"v2_OpenEnded_mscoco_{split}_questions.json",
-                            root / f"v2_mscoco_{split}_annotations.json", images or root / split, split)
+    """VQAv2 in its released layout (:func:`sphinx_mllm.data.layouts.vqav2`)."""
+    return _read_mscoco_vqa(layouts.vqav2(root, split, images))
 
 
 def read_okvqa(root: Path, split: str, images: Path | None) -> list[Item]:
-    """``OpenEnded_mscoco_{split}_questions.json`` + ``mscoco_{split}_annotations.json`` (the
-    ``answer`` field of each of the ten answers is the official, already-processed form)."""
-    return _read_mscoco_vqa(root / f"OpenEnded_mscoco_{split}_questions.json",
-                            root / f"mscoco_{split}_annotations.json", images or root / split, split)
+    """OK-VQA in its released layout (:func:`sphinx_mllm.data.layouts.okvqa`); the ``answer``
+    field of each of the ten answers is the official, already-processed form."""
+    return _read_mscoco_vqa(layouts.okvqa(root, split, images))
 
 
 # --- GQA ------------------------------------------------------------------------------------------
 
 
 def read_gqa(root: Path, split: str, images: Path | None) -> list[Item]:
-    """``{split}_questions.json`` (in ROOT or ROOT/questions1.2): question id -> record;
-    images ``{images or ROOT/images}/{imageId}.jpg``."""
-    name = f"{split}_questions.json"
-    data = read_json(require(first_existing(root / name, root / "questions1.2" / name), "GQA questions"))
-    folder = images or root / "images"
+    """GQA (:func:`sphinx_mllm.data.layouts.gqa`): question id -> record."""
+    file, folder = layouts.gqa(root, split, images)
+    data = read_json(require(file, "GQA questions"))
     return [Item({"question_id": qid}, folder / f"{q['imageId']}.jpg", short_answer_prompt(q["question"]),
                  q["answer"]) for qid, q in data.items()]
 
@@ -76,14 +70,11 @@ def _exact_score(items: Sequence[Item], answers: Sequence[str]) -> dict[str, flo
 
 
 def read_textvqa(root: Path, split: str, images: Path | None) -> list[Item]:
-    """``TextVQA_0.5.1_{split}.json`` (``{"data": [...]}``); images ``{image_id}.jpg`` in
-    ``ROOT/train_images`` (train and val share it) or ``ROOT/test_images``."""
-    candidates = sorted(root.glob(f"TextVQA_*_{split}.json"))
-    file = require(candidates[-1] if candidates else root / f"TextVQA_0.5.1_{split}.json", "TextVQA file")
-    folder = images or root / ("test_images" if split == "test" else "train_images")
+    """TextVQA (:func:`sphinx_mllm.data.layouts.textvqa`), ``{"data": [...]}``."""
+    file, folder = layouts.textvqa(root, split, images)
     return [Item({"question_id": q["question_id"]}, folder / f"{q['image_id']}.jpg",
                  short_answer_prompt(q["question"]), list(q["answers"]))
-            for q in read_json(file)["data"]]
+            for q in read_json(require(file, "TextVQA file"))["data"]]
 
 
 def read_vizwiz(root: Path, split: str, images: Path | None) -> list[Item]:

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ...data.files import require
+from ...data.layouts import first_existing
 from ..metrics import MME_COGNITION, MME_PERCEPTION, get_metric
-from .base import Benchmark, Item, first_existing, register_benchmark
+from .base import Benchmark, Item, register_benchmark
 from .vqa import short_answer_prompt
 
 POPE_SPLITS = ("random", "popular", "adversarial")
