@@ -110,5 +110,3 @@ def task_prompt(task: str, example: Any) -> str:
     truth). Evaluation always uses the task's *first* template, so prompts are deterministic."""
     spec = get_task(task)
     return spec.prompts[0].format(**spec.fields(example))
-
-

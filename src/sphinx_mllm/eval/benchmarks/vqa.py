@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ...data import layouts
-from ...data.layouts import first_existing
 from ...data.files import read_json, require
+from ...data.layouts import first_existing
 from ...tasks import QA, Choice
 from ...tasks.registry import LETTERS, MULTIPLE_CHOICE_ANSWER_PREFIX
 from ..metrics import get_metric
