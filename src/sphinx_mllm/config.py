@@ -21,6 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+STEMS = ("patch", "conv")
+"""How a ViT tower turns patches into tokens (``ClipConfig.stem``, ``Dinov2Config.stem``)."""
+
+
+def check_stem(stem: str, patch_size: int) -> None:
+    if stem not in STEMS:
+        raise ValueError(f"unknown stem {stem!r}; choose among {list(STEMS)}")
+    if stem == "conv" and (patch_size < 2 or patch_size & (patch_size - 1)):
+        raise ValueError(f"stem 'conv' halves the view per layer: patch_size must be a power of "
+                         f"2, got {patch_size}")
+
+
 @dataclass
 class LLMConfig:
     """LLaMA-2 decoder dimensions (Meta ``ModelArgs`` semantics)."""
@@ -70,6 +82,12 @@ class ClipConfig:
     # The released SPHINX code builds open_clip's ViT-L-14 without QuickGELU (exact GELU).
     hidden_act: str = "gelu"
     norm_eps: float = 1e-5
+    # "patch": one patch_size-strided convolution (every released tower); "conv": stride-2 3x3
+    # convolutions down to the patch grid (model.vision.stem, for towers trained from scratch)
+    stem: str = "patch"
+
+    def __post_init__(self) -> None:
+        check_stem(self.stem, self.patch_size)
 
     @property
     def token_grid(self) -> int:
@@ -133,8 +151,10 @@ class Dinov2Config:
     # How the CLIP -> ImageNet re-normalisation is written ("sequential" in the four-encoder
     # variants, "affine" in the Tiny ones; see vision.dinov2.clip_to_imagenet): it rounds differently.
     renorm: str = "sequential"
+    stem: str = "patch"  # as ClipConfig.stem
 
     def __post_init__(self) -> None:
+        check_stem(self.stem, self.patch_size)
         if self.renorm not in ("sequential", "affine"):
             raise ValueError(f"renorm must be 'sequential' or 'affine', got {self.renorm!r}")
 
@@ -312,7 +332,7 @@ def _toy_world(name: str) -> SphinxConfig:
     """SPHINX-1k's structure sized for training on a CPU (the toy world, docs/toy-world.md): the
     four encoder kinds on 64-px views, global + 2x2 sub-images of a 128-px square, a 4x4 token grid
     per view, 4 Q-Former queries and a dim-256 4-layer decoder: 115 visual tokens per image."""
-    vit = dict(layers=2, heads=2, patch_size=16, image_size=64, view_size=64)
+    vit = dict(layers=2, heads=2, patch_size=16, image_size=64, view_size=64, stem="conv")
     return SphinxConfig(
         name=name, image_size=128, grid=2,
         llm=LLMConfig(dim=256, n_layers=4, n_heads=4, vocab_size=TOY_VOCAB, multiple_of=64,

@@ -5,6 +5,7 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from ...config import ClipConfig
+from .stem import ConvStem
 
 
 def hf_config(cfg: ClipConfig) -> CLIPVisionConfig:
@@ -19,6 +20,8 @@ class ClipEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.model = CLIPVisionModel(hf_config(cfg))
+        if cfg.stem == "conv":
+            self.model.embeddings.patch_embedding = ConvStem(cfg.width, cfg.patch_size)
 
     @property
     def width(self) -> int:

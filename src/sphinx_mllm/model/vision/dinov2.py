@@ -8,6 +8,7 @@ from transformers import Dinov2Model
 
 from ...config import Dinov2Config
 from ...constants import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
+from .stem import ConvStem
 
 
 def hf_config(cfg: Dinov2Config) -> HFDinov2Config:
@@ -42,6 +43,8 @@ class Dinov2Encoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.model = Dinov2Model(hf_config(cfg))
+        if cfg.stem == "conv":
+            self.model.embeddings.patch_embeddings.projection = ConvStem(cfg.width, cfg.patch_size)
 
     @property
     def width(self) -> int:
