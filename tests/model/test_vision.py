@@ -1,5 +1,6 @@
 """Each encoder wrapper's tokens equal a direct computation with the same weights."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -214,3 +215,42 @@ def test_convnext_layer_scale_init_is_a_preset_choice():
               for name, enc in (("real", real), ("toy", toy))}
     assert scales["real"] and all(torch.all(s == 1e-6) for s in scales["real"])
     assert scales["toy"] and all(torch.all(s == 1.0) for s in scales["toy"])
+
+
+@torch.no_grad()
+def test_conv_stem_keeps_the_token_layout_and_replaces_only_the_patchify_step():
+    """stem "conv" (toy-world's ViTs): 4 stride-2 3x3 convolutions for patch 16, ReLU between,
+    the same (1 + grid^2, width) tokens; what follows the stem is the tower as before."""
+    from sphinx_mllm.model.vision.stem import ConvStem
+
+    cfg = SphinxConfig.from_name("toy-world")
+    assert cfg.clip.stem == cfg.dinov2.stem == "conv"
+    assert CFG.clip.stem == CFG.dinov2.stem == "patch"  # every other preset: the released stem
+    x = views(64)
+    for enc in (perturb(ClipEncoder(cfg.clip)), perturb(Dinov2Encoder(cfg.dinov2))):
+        stem = (enc.model.embeddings.patch_embedding if isinstance(enc, ClipEncoder)
+                else enc.model.embeddings.patch_embeddings.projection)
+        assert isinstance(stem, ConvStem)
+        convs = [m for m in stem.layers if isinstance(m, torch.nn.Conv2d)]
+        assert [(c.in_channels, c.out_channels, c.stride) for c in convs] == [
+            (3, 16, (2, 2)), (16, 32, (2, 2)), (32, 64, (2, 2)), (64, 64, (2, 2))]
+        assert sum(isinstance(m, torch.nn.ReLU) for m in stem.layers) == 3
+        assert stem.weight is convs[-1].weight
+        assert enc(x).shape == (2, 1 + 4 * 4, 64)
+    # the grid tokens see the stem's output, position by position
+    enc = perturb(ClipEncoder(cfg.clip))
+    m = enc.model
+    h = m.embeddings.patch_embedding(x).flatten(2).transpose(1, 2)
+    h = torch.cat([m.embeddings.class_embedding.expand(2, 1, -1), h], 1)
+    h = m.pre_layrnorm(h + m.embeddings.position_embedding.weight)
+    h = m.post_layernorm(m.encoder(inputs_embeds=h).last_hidden_state)
+    torch.testing.assert_close(enc(x), h, atol=1e-5, rtol=1e-5)
+
+
+def test_stem_is_checked():
+    from sphinx_mllm.config import ClipConfig, Dinov2Config
+
+    with pytest.raises(ValueError, match="unknown stem"):
+        ClipConfig(stem="hybrid")
+    with pytest.raises(ValueError, match="power of 2"):
+        Dinov2Config(stem="conv", patch_size=14)

@@ -67,6 +67,8 @@ RULES: tuple[Rule, ...] = (
     _one("clip.visual.class_embedding", CLIP + "embeddings.class_embedding"),
     _one("clip.visual.positional_embedding", CLIP + "embeddings.position_embedding.weight"),
     _one("clip.visual.conv1.weight", CLIP + "embeddings.patch_embedding.weight"),
+    # ``stem: conv`` (model.vision.stem; toy-world only, no released weights: the names are ours)
+    _one("clip.visual.conv_stem.{i}.{p}", CLIP + "embeddings.patch_embedding.layers.{i}.{p}"),
     _one("clip.visual.ln_pre.{p}", CLIP + "pre_layrnorm.{p}"),
     _one("clip.visual.ln_post.{p}", CLIP + "post_layernorm.{p}"),
     _one("clip.visual.transformer.resblocks.{i}.ln_1.{p}", CLIP_LAYER + "layer_norm1.{p}"),
@@ -96,6 +98,8 @@ RULES: tuple[Rule, ...] = (
     _one("dinov2_vitg14.mask_token", DINO + "embeddings.mask_token"),
     _one("dinov2_vitg14.pos_embed", DINO + "embeddings.position_embeddings"),
     _one("dinov2_vitg14.patch_embed.proj.{p}", DINO + "embeddings.patch_embeddings.projection.{p}"),
+    _one("dinov2_vitg14.patch_embed.conv_stem.{i}.{p}",  # stem: conv, as CLIP's above
+         DINO + "embeddings.patch_embeddings.projection.layers.{i}.{p}"),
     _one("dinov2_vitg14.blocks.{i}.norm1.{p}", DINO_LAYER + "norm1.{p}"),
     _one("dinov2_vitg14.blocks.{i}.norm2.{p}", DINO_LAYER + "norm2.{p}"),
     _one("dinov2_vitg14.blocks.{i}.ls1.gamma", DINO_LAYER + "layer_scale1.lambda1"),
