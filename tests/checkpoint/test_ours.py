@@ -26,6 +26,22 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
     assert pipe.model.cfg == model.cfg
 
 
+@torch.no_grad()
+def test_conv_stem_round_trips_under_its_own_canonical_names(tmp_path):
+    """toy-world's ViTs have ``stem: conv`` (no released weights have one): the keymap names its
+    convolutions ``clip.visual.conv_stem.*`` / ``dinov2_vitg14.patch_embed.conv_stem.*``."""
+    torch.manual_seed(0)
+    model = sphinx_mllm.build("toy-world")
+    ours.save(model, bundled_tokenizer_path(), tmp_path)
+    names = set(json.loads((tmp_path / ours.INDEX).read_text())["weight_map"])
+    assert {"clip.visual.conv_stem.0.weight", "clip.visual.conv_stem.6.bias",
+            "dinov2_vitg14.patch_embed.conv_stem.6.weight"} <= names
+    again = ours.load(tmp_path)
+    assert again.cfg.clip.stem == again.cfg.dinov2.stem == "conv"
+    for (k, a), (k2, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+
+
 def test_load_with_dtype_casts(tmp_path):
     ours.save(sphinx_mllm.build("toy"), bundled_tokenizer_path(), tmp_path)
     assert ours.load(tmp_path, dtype=torch.bfloat16).llm.output.weight.dtype == torch.bfloat16
