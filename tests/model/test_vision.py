@@ -5,7 +5,12 @@ import torch
 import torch.nn.functional as F
 
 from sphinx_mllm.config import SphinxConfig
-from sphinx_mllm.model.vision import ClipEncoder, ConvNextEncoder, Dinov2Encoder, QFormerEncoder
+from sphinx_mllm.model.vision import (
+    ClipEncoder,
+    ConvNextEncoder,
+    Dinov2Encoder,
+    QFormerEncoder,
+)
 from sphinx_mllm.model.vision.dinov2 import clip_to_imagenet
 
 CFG = SphinxConfig.from_name("toy")
