@@ -5,10 +5,11 @@ The quick recipe is too short to teach the answer formats (measured: 100 curricu
 still answer REC with ``[0.30.30.30...``); the formats are checked on the bundled model
 (test_bundled.py)."""
 
+import dataclasses
 import json
 
 from sphinx_mllm import cli
-from sphinx_mllm.toy.recipe import QUICK, stages
+from sphinx_mllm.toy.recipe import QUICK, Run, _mix, stages
 
 
 def _losses(path):
@@ -52,6 +53,15 @@ def test_quick_recipe_end_to_end(tmp_path, capsys):
     assert cli.main(["toy", "train", "--quick", "--out", str(out)]) == 0
     assert "stage " not in capsys.readouterr().out
     assert len((out / "recipe.jsonl").read_text().splitlines()) == len(names)
+
+    # one beta (``--set "betas=[0.5]"``) is mixed, scored and chosen like several
+    one = Run(tmp_path / "one-beta", dataclasses.replace(QUICK, betas=(0.5,)))
+    for part in ("pretrain", "synthetic", "val-world-beta", "tokenizer.model"):
+        one.path(part).parent.mkdir(parents=True, exist_ok=True)
+        one.path(part).symlink_to(out / part)
+    choice = _mix(one)
+    assert choice["beta"] == "0.5" and set(choice["scores"]) == {"0.5"}
+    assert (one.path("mixed", "beta-0.5", "config.json")).exists()
 
 
 def test_plotted_loss_is_a_trailing_running_mean():

@@ -245,8 +245,10 @@ def _mix(run: Run) -> dict:
     from ..train.mix import mix
 
     betas = run.budget.betas
-    # A = synthetic copy, B = pre-trained (web): beta is the synthetic share.
-    mix(run.path("synthetic", "final"), run.path("pretrain", "final"), run.path("mixed"), betas,
+    # A = synthetic copy, B = pre-trained (web): beta is the synthetic share. ``mix`` writes one
+    # beta straight into its ``out``, several into ``out/beta-<b>``: ask for the latter always.
+    out = run.path("mixed", f"beta-{betas[0]:g}") if len(betas) == 1 else run.path("mixed")
+    mix(run.path("synthetic", "final"), run.path("pretrain", "final"), out, betas,
         include_projector=True)
     scores = {}
     for beta in betas:
