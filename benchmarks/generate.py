@@ -57,20 +57,21 @@ def reset_peak(device: torch.device) -> None:
 # --- ours ----------------------------------------------------------------------------------------
 
 
-def build_ours(args, dtype):
-    if args.text_only:  # encoders stay on the meta device (never run): no memory for them
+def build_ours(preset: str, device, dtype, text_only: bool = False, quantize: str | None = None):
+    """Our model with random weights (``benchmarks/throughput.py`` builds it here too)."""
+    if text_only:  # encoders stay on the meta device (never run): no memory for them
         from sphinx_mllm.model import _default_dtype
         from sphinx_mllm.model.llm import Transformer
 
-        model = build(args.preset, device="meta")
-        with torch.device(args.device), _default_dtype(dtype):
+        model = build(preset, device="meta")
+        with torch.device(device), _default_dtype(dtype):
             model.llm = Transformer(model.cfg.llm)
     else:
-        model = build(args.preset, device=args.device, dtype=dtype)
-    if args.quantize:
+        model = build(preset, device=device, dtype=dtype)
+    if quantize:
         from sphinx_mllm.model.quantize import quantize_llm
 
-        quantize_llm(model, args.quantize)
+        quantize_llm(model, quantize)
     return model
 
 
@@ -105,7 +106,7 @@ def run_ours(engine: Engine, prompts, images, new_tokens: int, device) -> tuple[
 def setup_ours(args, dtype, device):
     """Our model and engine, warmed up; returns (run() -> (ttft s, tok/s), facts)."""
     torch.manual_seed(0)
-    model = build_ours(args, dtype)
+    model = build_ours(args.preset, args.device, dtype, args.text_only, args.quantize)
     prompts, images = our_prompts(model, args, torch.Generator().manual_seed(1))
     engine = Engine(model, max_batch=args.batch, compile=args.compile, prefix_cache=0,
                     max_seq_len=len(prompts[0]) + args.new_tokens)

@@ -9,6 +9,10 @@ ratio, and the p50 / p95 latency between consecutive tokens as the clients see t
     python benchmarks/throughput.py --preset toy-1k --concurrent 8
     python benchmarks/throughput.py --preset sphinx-1k --device cuda --dtype bfloat16 \\
         --concurrent 8 --new-tokens 128 --json
+    python benchmarks/throughput.py --preset sphinx-tiny --text-only --new-tokens 32 --rounds 1
+
+``--text-only`` sends text prompts only and builds the LLM alone (the encoders stay on the meta
+device), which makes a 1B-parameter LLM's decode measurable on a CPU.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 
 import torch
 
-from sphinx_mllm import build
+from generate import build_ours  # benchmarks/ is on sys.path when this script runs
 from sphinx_mllm.constants import DTYPES, IMAGE_PLACEHOLDER_ID
 from sphinx_mllm.inference.engine import Engine
 from sphinx_mllm.inference.sampling import SamplingParams
@@ -79,6 +83,7 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--prompt-tokens", type=int, default=40, help="text tokens after the image")
     ap.add_argument("--compile", action="store_true", help="compile the decode step")
+    ap.add_argument("--text-only", action="store_true", help="no image: text prompts only")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds (best kept)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--threads", type=int, default=None,
@@ -88,14 +93,16 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     torch.manual_seed(0)
-    model = build(args.preset, device=device, dtype=dtype)
+    model = build_ours(args.preset, device, dtype, text_only=args.text_only)
     cfg = model.cfg
+    visual = 0 if args.text_only else cfg.image_tokens
     gen = torch.Generator().manual_seed(1)
-    requests = [([1] + [IMAGE_PLACEHOLDER_ID] * cfg.image_tokens
+    requests = [([1] + [IMAGE_PLACEHOLDER_ID] * visual
                  + torch.randint(3, cfg.llm.vocab_size, (args.prompt_tokens,), generator=gen).tolist(),
+                 None if args.text_only else
                  torch.randn(1, 3, cfg.image_size, cfg.image_size, generator=gen).to(device, dtype))
                 for _ in range(args.concurrent)]
-    seq_len = cfg.image_tokens + 1 + args.prompt_tokens + args.new_tokens
+    seq_len = visual + 1 + args.prompt_tokens + args.new_tokens
     batched = Engine(model, max_batch=args.concurrent, max_seq_len=seq_len, prefix_cache=0,
                      compile=args.compile)
     single = Engine(model, max_batch=1, max_seq_len=seq_len, prefix_cache=0, compile=args.compile)
@@ -110,7 +117,7 @@ def main() -> None:
                 best[name] = (wall, gaps)
     total = args.concurrent * args.new_tokens
     result = {"device": str(device), "threads": torch.get_num_threads(), "preset": args.preset,
-              "dtype": args.dtype,
+              "dtype": args.dtype, "text_only": args.text_only,
               "torch": torch.__version__, "concurrent": args.concurrent,
               "new_tokens": args.new_tokens, "prompt_tokens": len(requests[0][0])}
     for name, (wall, gaps) in best.items():
