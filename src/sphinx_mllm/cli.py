@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from .config import STEMS
 from .constants import DTYPES
 
 
@@ -419,7 +420,7 @@ def cmd_toy_encoders(args) -> int:
 
     metrics = run_encoder_stage(args.out, args.tokenizer, seed=args.seed, steps=args.steps,
                                 batch_size=args.batch_size, lr=args.lr, bf16=args.bf16,
-                                log_every=args.log_every)
+                                log_every=args.log_every, vit_stem=args.vit_stem)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -470,6 +471,8 @@ def add_toy_commands(sub) -> None:
     enc.add_argument("--lr", type=float, default=1e-3)
     enc.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU AMX or GPU)")
     enc.add_argument("--log-every", type=int, default=50)
+    enc.add_argument("--vit-stem", choices=STEMS, default="patch",
+                     help="how CLIP and DINOv2 cut patches (conv: docs/toy-world.md, Early convolutions)")
     enc.set_defaults(func=cmd_toy_encoders)
 
     tr = toy_sub.add_parser("train", help="run the whole recipe (world, tokenizer, encoders, "

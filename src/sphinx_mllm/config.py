@@ -33,6 +33,14 @@ def check_stem(stem: str, patch_size: int) -> None:
                          f"2, got {patch_size}")
 
 
+def with_vit_stem(cfg: SphinxConfig, stem: str) -> SphinxConfig:
+    """``cfg`` with its CLIP and DINOv2 towers (those it has) on ``stem``; the Q-Former's EVA ViT
+    keeps the patchify stem."""
+    return dataclasses.replace(
+        cfg, clip=cfg.clip and dataclasses.replace(cfg.clip, stem=stem),
+        dinov2=cfg.dinov2 and dataclasses.replace(cfg.dinov2, stem=stem))
+
+
 @dataclass
 class LLMConfig:
     """LLaMA-2 decoder dimensions (Meta ``ModelArgs`` semantics)."""
@@ -332,7 +340,7 @@ def _toy_world(name: str) -> SphinxConfig:
     """SPHINX-1k's structure sized for training on a CPU (the toy world, docs/toy-world.md): the
     four encoder kinds on 64-px views, global + 2x2 sub-images of a 128-px square, a 4x4 token grid
     per view, 4 Q-Former queries and a dim-256 4-layer decoder: 115 visual tokens per image."""
-    vit = dict(layers=2, heads=2, patch_size=16, image_size=64, view_size=64, stem="conv")
+    vit = dict(layers=2, heads=2, patch_size=16, image_size=64, view_size=64)
     return SphinxConfig(
         name=name, image_size=128, grid=2,
         llm=LLMConfig(dim=256, n_layers=4, n_heads=4, vocab_size=TOY_VOCAB, multiple_of=64,

@@ -28,10 +28,12 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
 
 @torch.no_grad()
 def test_conv_stem_round_trips_under_its_own_canonical_names(tmp_path):
-    """toy-world's ViTs have ``stem: conv`` (no released weights have one): the keymap names its
-    convolutions ``clip.visual.conv_stem.*`` / ``dinov2_vitg14.patch_embed.conv_stem.*``."""
+    """``stem: conv`` ViTs (toy-world's with ``vit_stem=conv``; no released weights have one): the
+    keymap names their convolutions ``clip.visual.conv_stem.*`` / ``dinov2_vitg14.patch_embed.conv_stem.*``."""
+    from sphinx_mllm.config import SphinxConfig, with_vit_stem
+
     torch.manual_seed(0)
-    model = sphinx_mllm.build("toy-world")
+    model = sphinx_mllm.build(with_vit_stem(SphinxConfig.from_name("toy-world"), "conv"))
     ours.save(model, bundled_tokenizer_path(), tmp_path)
     names = set(json.loads((tmp_path / ours.INDEX).read_text())["weight_map"])
     assert {"clip.visual.conv_stem.0.weight", "clip.visual.conv_stem.6.bias",

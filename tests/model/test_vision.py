@@ -224,13 +224,17 @@ def test_convnext_layer_scale_init_is_a_preset_choice():
 
 @torch.no_grad()
 def test_conv_stem_keeps_the_token_layout_and_replaces_only_the_patchify_step():
-    """stem "conv" (toy-world's ViTs): 4 stride-2 3x3 convolutions for patch 16, ReLU between,
-    the same (1 + grid^2, width) tokens; what follows the stem is the tower as before."""
+    """stem "conv" (toy-world's ViTs with ``vit_stem=conv``): 4 stride-2 3x3 convolutions for
+    patch 16, ReLU between, the same (1 + grid^2, width) tokens; what follows the stem is the
+    tower as before."""
+    from sphinx_mllm.config import PRESETS, with_vit_stem
     from sphinx_mllm.model.vision.stem import ConvStem
 
-    cfg = SphinxConfig.from_name("toy-world")
+    # every preset keeps the released patchify stem; toy-world's bundled model was trained on it
+    towers = [t for p in PRESETS.values() for t in (p().clip, p().dinov2) if t is not None]
+    assert towers and all(t.stem == "patch" for t in towers)
+    cfg = with_vit_stem(SphinxConfig.from_name("toy-world"), "conv")
     assert cfg.clip.stem == cfg.dinov2.stem == "conv"
-    assert CFG.clip.stem == CFG.dinov2.stem == "patch"  # every other preset: the released stem
     x = views(64)
     for enc in (perturb(ClipEncoder(cfg.clip)), perturb(Dinov2Encoder(cfg.dinov2))):
         stem = (enc.model.embeddings.patch_embedding if isinstance(enc, ClipEncoder)

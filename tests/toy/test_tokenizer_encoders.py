@@ -82,3 +82,19 @@ def test_encoder_pretraining_smoke():
     assert all(0 <= m[k] <= 1 for m in fused for k in ("kind", "none", "box_iou", "box_acc50"))
     with pytest.raises(ValueError, match="reserved for evaluation"):
         pretrain_encoders(model, seed=1000, steps=1)
+
+
+def test_encoder_stage_builds_the_vit_stem_asked_for(tmp_path):
+    """``toy train --set vit_stem=conv`` (the sixth and seventh runs): the stage's checkpoint has
+    CLIP and DINOv2 on the convolutional stem; the default keeps the patchify stem."""
+    from sphinx_mllm.checkpoint import ours
+    from sphinx_mllm.inference.pipeline import bundled_tokenizer_path
+    from sphinx_mllm.toy.encoders import run_encoder_stage
+
+    for stem in ("conv", "patch"):
+        out = tmp_path / stem
+        kwargs = {} if stem == "patch" else {"vit_stem": stem}
+        run_encoder_stage(out, bundled_tokenizer_path(), steps=1, batch_size=1, probe_pictures=2,
+                          device="cpu", **kwargs)
+        cfg = ours.load(out / "final").cfg
+        assert (cfg.clip.stem, cfg.dinov2.stem) == (stem, stem)

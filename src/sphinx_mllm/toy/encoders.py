@@ -433,10 +433,11 @@ def pretrain_encoders(model: nn.Module, *, seed: int = 0, steps: int = 2000, bat
 
 
 def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "toy-world",
-                      seed: int = 0, steps: int = 2000, batch_size: int = 16, lr: float = 1e-3,
+                      vit_stem: str = "patch", seed: int = 0, steps: int = 2000, batch_size: int = 16, lr: float = 1e-3,
                       bf16: bool = False, log_every: int = 50, probe_pictures: int = 256,
                       device: str | torch.device | None = None) -> dict:
-    """The recipe's first stage: a fresh ``preset`` model (seeded by ``seed``) whose encoders are
+    """The recipe's first stage: a fresh ``preset`` model (seeded by ``seed``; CLIP and DINOv2 on
+    ``vit_stem``, see :func:`~sphinx_mllm.config.with_vit_stem`) whose encoders are
     pre-trained by :func:`pretrain_encoders`; writes ``out/metrics.jsonl`` (one line per log
     step: step, loss, lr, seconds), ``out/probe.json`` (:func:`probe` on the validation world,
     seed ``HELD_OUT_START``), ``out/heads.safetensors`` (the linear heads, to probe again) and
@@ -444,13 +445,14 @@ def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "
     that the LLM stages start from. ``device`` defaults to CUDA when there is one (as the
     trainer's). Returns the probe metrics."""
     from ..checkpoint import ours
+    from ..config import SphinxConfig, with_vit_stem
     from ..model import build
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = build(preset).to(device)
+    model = build(with_vit_stem(SphinxConfig.from_name(preset), vit_stem)).to(device)
     with open(out / "metrics.jsonl", "w", encoding="utf-8") as log_file:
         def on_log(entry: PretrainLog) -> None:
             log_file.write(json.dumps(dataclasses.asdict(entry)) + "\n")

@@ -61,6 +61,7 @@ class Budget:
     encoder_steps: int = 1200
     encoder_batch: int = 16
     encoder_lr: float = 3e-3
+    vit_stem: str = "patch"  # "conv": the sixth and seventh runs' CLIP / DINOv2 (docs/toy-world.md)
     pretrain_steps: int = 120
     synthetic_steps: int = 50
     betas: tuple[float, ...] = (0.0, 0.5, 1.0)
@@ -236,7 +237,7 @@ def _encoders(run: Run) -> dict:
     from .encoders import run_encoder_stage
     probe = run_encoder_stage(run.path("encoders"), run.path("tokenizer.model"),
                               steps=run.budget.encoder_steps, batch_size=run.budget.encoder_batch,
-                              lr=run.budget.encoder_lr,
+                              lr=run.budget.encoder_lr, vit_stem=run.budget.vit_stem,
                               log_every=max(1, min(25, run.budget.encoder_steps)))
     return {"probe": probe}
 
