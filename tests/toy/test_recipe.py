@@ -9,7 +9,7 @@ import dataclasses
 import json
 
 from sphinx_mllm import cli
-from sphinx_mllm.toy.recipe import QUICK, Run, _mix, stages
+from sphinx_mllm.toy.recipe import QUICK, Budget, Run, _mix, stages
 
 
 def _losses(path):
@@ -69,3 +69,15 @@ def test_plotted_loss_is_a_trailing_running_mean():
 
     assert _running_mean([4.0, 2.0, 0.0, 6.0], 2) == [4.0, 3.0, 1.0, 3.0]
     assert _running_mean([1.0, 3.0], 5) == [1.0, 2.0]
+
+
+def test_budget_vit_stem_is_checked_before_any_stage_runs(tmp_path):
+    import pytest
+
+    assert Budget().vit_stem == "patch"  # what trained the bundled model
+    assert Budget().with_overrides(["vit_stem=conv"]).vit_stem == "conv"
+    with pytest.raises(ValueError, match="vit_stem 'hybrid'"):
+        Budget().with_overrides(["vit_stem=hybrid"])
+    with pytest.raises(SystemExit, match="vit_stem 'hybrid'"):
+        cli.main(["toy", "train", "--out", str(tmp_path / "run"), "--set", "vit_stem=hybrid"])
+    assert not (tmp_path / "run" / "world").exists()

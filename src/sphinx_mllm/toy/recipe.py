@@ -42,6 +42,7 @@ from typing import Callable
 
 import yaml
 
+from ..config import STEMS
 from .seeds import HELD_OUT_START
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "toy"
@@ -71,6 +72,10 @@ class Budget:
     batch_size: int = 32
     finetune_batch_size: int = 16  # more, smaller steps for the longest stage
     eval_max_new_tokens: int | None = None  # cap on every answer (quick runs only)
+
+    def __post_init__(self):
+        if self.vit_stem not in STEMS:  # fail at the start, not after the world is generated
+            raise ValueError(f"vit_stem {self.vit_stem!r}: choose among {list(STEMS)}")
 
     def scaled(self, minutes: float) -> "Budget":
         """The step counts scaled so that the training stages fit ``minutes`` at the rates this
