@@ -434,7 +434,8 @@ def pretrain_encoders(model: nn.Module, *, seed: int = 0, steps: int = 2000, bat
 
 def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "toy-world",
                       vit_stem: str = "patch", seed: int = 0, steps: int = 2000,
-                      batch_size: int = 16, lr: float = 1e-3, bf16: bool = False, log_every: int = 50, probe_pictures: int = 256,
+                      batch_size: int = 16, lr: float = 1e-3, bf16: bool = False,
+                      log_every: int = 50, probe_pictures: int = 256,
                       device: str | torch.device | None = None) -> dict:
     """The recipe's first stage: a fresh ``preset`` model (seeded by ``seed``; CLIP and DINOv2 on
     ``vit_stem``, see :func:`~sphinx_mllm.config.with_vit_stem`) whose encoders are
