@@ -205,6 +205,13 @@ def cmd_mix(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .train.trainer import export_checkpoint
+
+    print(f"wrote {export_checkpoint(args.run, args.step, args.out)}")
+    return 0
+
+
 def cmd_plot(args) -> int:
     from .train.plot import plot_runs
 
@@ -231,6 +238,13 @@ def add_train_commands(sub) -> None:
                      help="also mix the projections and start/end vectors (default: copied from A)")
     mix.add_argument("--preset", help="variant of released-format parents (default: meta.json)")
     mix.set_defaults(func=cmd_mix)
+
+    export = sub.add_parser("export", help="a training checkpoint (any saved step) as a model "
+                            "folder to chat with or evaluate")
+    export.add_argument("run", help="the training run's out directory (config.yaml, checkpoints/)")
+    export.add_argument("--step", type=int, help="the step to export (default: the newest saved)")
+    export.add_argument("--out", help="output directory (default: RUN/exported/step-NNNNNNN)")
+    export.set_defaults(func=cmd_export)
 
     plot = sub.add_parser("plot", help="loss and learning-rate curves of training runs as a PNG")
     plot.add_argument("runs", nargs="+", help="run directories (with metrics.jsonl)")

@@ -1,4 +1,5 @@
-"""FSDP2 on two CPU processes (gloo, torchrun) equals one process with the same global batch."""
+"""FSDP2 on two CPU processes (gloo, torchrun) equals one process with the same global batch;
+its checkpoints export in one process."""
 
 import os
 import shutil
@@ -7,10 +8,12 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from trainhelp import TINY, losses
 
+import sphinx_mllm
 from sphinx_mllm.train.config import load_config
-from sphinx_mllm.train.trainer import train
+from sphinx_mllm.train.trainer import export_checkpoint, train
 
 pytestmark = pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
     os.path.join(os.path.dirname(sys.executable), "torchrun")), reason="torchrun not installed")
@@ -51,3 +54,7 @@ def test_two_fsdp_processes_match_one_process(tmp_path, case):
     assert len(two) == len(one) == (20 if case == "chat" else 8)
     assert max(abs(a - b) for a, b in zip(two, one)) <= 1e-4
     assert (tmp_path / "two" / "final" / "model.safetensors.index.json").is_file()
+    if case == "chat":  # the two processes' step-20 checkpoint exports in one process as final/
+        final = sphinx_mllm.checkpoint.load(tmp_path / "two" / "final").state_dict()
+        exported = sphinx_mllm.checkpoint.load(export_checkpoint(tmp_path / "two")).state_dict()
+        assert all(torch.equal(exported[name], tensor) for name, tensor in final.items())

@@ -106,3 +106,23 @@ def test_overrides_and_errors(tmp_path):
         load_config(REPO / "configs" / "train" / "tiny-cpu.yaml", ["trainable=[vision]"])
     with pytest.raises(ValueError, match="key=value"):
         load_config(REPO / "configs" / "train" / "tiny-cpu.yaml", ["steps"])
+
+
+def test_export_writes_any_saved_step_as_a_model(tmp_path, tiny_config, capsys):
+    from sphinx_mllm.cli import main
+    from sphinx_mllm.train.trainer import export_checkpoint
+
+    run = tmp_path / "run"
+    final = sphinx_mllm.checkpoint.load(train(tiny_config(run, "steps=4", "save_every=2")))
+    last = sphinx_mllm.checkpoint.load(export_checkpoint(run))  # the newest saved step: 4
+    assert (run / "exported" / "step-0000004" / "config.json").is_file()
+    for name, tensor in final.state_dict().items():
+        assert torch.equal(last.state_dict()[name], tensor), name
+    main(["export", str(run), "--step", "2", "--out", str(tmp_path / "two")])
+    assert "wrote" in capsys.readouterr().out
+    two = sphinx_mllm.checkpoint.load(tmp_path / "two")
+    assert not torch.equal(two.llm.output.weight, final.llm.output.weight)  # trained 2 steps less
+    assert torch.equal(two.encoders.state_dict()["clip.model.embeddings.class_embedding"],
+                       final.encoders.state_dict()["clip.model.embeddings.class_embedding"])
+    with pytest.raises(SystemExit, match=r"no complete checkpoint of step 3; saved steps: \[2, 4\]"):
+        main(["export", str(run), "--step", "3"])

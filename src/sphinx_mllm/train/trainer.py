@@ -333,8 +333,9 @@ class Metrics:
 
 
 def export_final(model: SphinxModel, cfg: TrainConfig, prepared: Prepared, d: distributed.Dist,
-                 precision: Precision) -> Path:
-    """``out/final``: the whole model (LoRA merged) in our checkpoint format, written atomically.
+                 precision: Precision, final: Path | None = None) -> Path:
+    """``out/final`` (or ``final``): the whole model (LoRA merged) in our checkpoint format,
+    written atomically.
 
     Rank 0 gathers the full state dict on the CPU and casts one tensor at a time while writing.
     """
@@ -342,7 +343,7 @@ def export_final(model: SphinxModel, cfg: TrainConfig, prepared: Prepared, d: di
 
     full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True,
                                                                 cpu_offload=True))
-    final = cfg.out / "final"
+    final = final or cfg.out / "final"
     if d.is_main:
         if cfg.lora is not None:
             full = lora.merge_state(full, cfg.lora.scale)
@@ -363,4 +364,36 @@ def export_final(model: SphinxModel, cfg: TrainConfig, prepared: Prepared, d: di
     return final
 
 
-__all__ = ["Prepared", "lm_loss", "prepare_model", "train"]
+def export_checkpoint(run: str | Path, step: int | None = None,
+                      out: str | Path | None = None) -> Path:
+    """A run's training checkpoint as a model folder in ``final``'s format, to chat with or
+    evaluate any saved step. ``run`` is a training ``out`` directory: its ``config.yaml`` (the
+    trainer's copy) names the model it started from, which supplies the frozen weights that
+    checkpoints leave out. ``step`` defaults to the newest complete checkpoint; ``out`` to
+    ``run/exported/step-NNNNNNN``. One process.
+    """
+    from .config import load_config
+
+    run = Path(run)
+    if not (run / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run}: no config.yaml; expected a training run's out directory")
+    saved = {int(state.STEP_RE.fullmatch(p.name).group(1)): p for p in state.complete(run)}
+    if not saved:
+        raise FileNotFoundError(f"{run}: no complete checkpoint under checkpoints/")
+    step = max(saved) if step is None else step
+    if step not in saved:
+        raise ValueError(f"{run}: no complete checkpoint of step {step}; saved steps: "
+                         f"{sorted(saved)}")
+    cfg = load_config(run / "config.yaml")
+    d = distributed.init(cfg.device)  # the run's device, hence its precision and saved dtype
+    try:
+        precision = Precision.resolve(cfg.precision, d.device)
+        prepared = prepare_model(cfg, d, precision)
+        state.load(saved[step], prepared.model, make_optimizer(prepared.model, cfg.optim), d)
+        out = Path(out) if out is not None else run / "exported" / state.step_dir(run, step).name
+        return export_final(prepared.model, cfg, prepared, d, precision, final=out)
+    finally:
+        distributed.close(d)
+
+
+__all__ = ["Prepared", "export_checkpoint", "lm_loss", "prepare_model", "train"]
