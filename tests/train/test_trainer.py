@@ -114,10 +114,10 @@ def test_export_writes_any_saved_step_as_a_model(tmp_path, tiny_config, capsys):
 
     run = tmp_path / "run"
     final = sphinx_mllm.checkpoint.load(train(tiny_config(run, "steps=4", "save_every=2")))
-    last = sphinx_mllm.checkpoint.load(export_checkpoint(run))  # the newest saved step: 4
+    last = sphinx_mllm.checkpoint.load(export_checkpoint(run)).state_dict()  # newest: step 4
     assert (run / "exported" / "step-0000004" / "config.json").is_file()
     for name, tensor in final.state_dict().items():
-        assert torch.equal(last.state_dict()[name], tensor), name
+        assert torch.equal(last[name], tensor), name
     main(["export", str(run), "--step", "2", "--out", str(tmp_path / "two")])
     assert "wrote" in capsys.readouterr().out
     two = sphinx_mllm.checkpoint.load(tmp_path / "two")
