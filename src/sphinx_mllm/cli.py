@@ -486,7 +486,8 @@ def add_toy_commands(sub) -> None:
     enc.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU AMX or GPU)")
     enc.add_argument("--log-every", type=int, default=50)
     enc.add_argument("--vit-stem", choices=STEMS, default="patch",
-                     help="how CLIP and DINOv2 cut patches (conv: docs/toy-world.md, Early convolutions)")
+                     help="how CLIP and DINOv2 cut patches "
+                     "(conv: docs/toy-world.md, Early convolutions)")
     enc.set_defaults(func=cmd_toy_encoders)
 
     tr = toy_sub.add_parser("train", help="run the whole recipe (world, tokenizer, encoders, "

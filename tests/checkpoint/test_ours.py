@@ -29,7 +29,8 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
 @torch.no_grad()
 def test_conv_stem_round_trips_under_its_own_canonical_names(tmp_path):
     """``stem: conv`` ViTs (toy-world's with ``vit_stem=conv``; no released weights have one): the
-    keymap names their convolutions ``clip.visual.conv_stem.*`` / ``dinov2_vitg14.patch_embed.conv_stem.*``."""
+    keymap names their convolutions ``clip.visual.conv_stem.*`` /
+    ``dinov2_vitg14.patch_embed.conv_stem.*``."""
     from sphinx_mllm.config import SphinxConfig, with_vit_stem
 
     torch.manual_seed(0)

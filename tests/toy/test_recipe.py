@@ -8,6 +8,8 @@ still answer REC with ``[0.30.30.30...``); the formats are checked on the bundle
 import dataclasses
 import json
 
+import pytest
+
 from sphinx_mllm import cli
 from sphinx_mllm.toy.recipe import QUICK, Budget, Run, _mix, stages
 
@@ -72,8 +74,6 @@ def test_plotted_loss_is_a_trailing_running_mean():
 
 
 def test_budget_vit_stem_is_checked_before_any_stage_runs(tmp_path):
-    import pytest
-
     assert Budget().vit_stem == "patch"  # what trained the bundled model
     assert Budget().with_overrides(["vit_stem=conv"]).vit_stem == "conv"
     with pytest.raises(ValueError, match="vit_stem 'hybrid'"):

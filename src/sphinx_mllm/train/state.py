@@ -44,13 +44,18 @@ def step_dir(out: Path, step: int) -> Path:
     return out / "checkpoints" / f"step-{step:07d}"
 
 
+def step_of(path: Path) -> int:
+    """The step a checkpoint directory (:func:`step_dir`) holds."""
+    return int(STEP_RE.fullmatch(path.name).group(1))
+
+
 def complete(out: Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first (incomplete ``.tmp`` ones never appear)."""
     root = out / "checkpoints"
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if STEP_RE.fullmatch(p.name) and (p / TRAINER).is_file()]
-    return sorted(found, key=lambda p: int(STEP_RE.fullmatch(p.name).group(1)))
+    return sorted(found, key=step_of)
 
 
 def find_resume(out: Path, resume: str) -> Path | None:

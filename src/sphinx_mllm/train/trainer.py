@@ -377,7 +377,7 @@ def export_checkpoint(run: str | Path, step: int | None = None,
     run = Path(run)
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run}: no config.yaml; expected a training run's out directory")
-    saved = {int(state.STEP_RE.fullmatch(p.name).group(1)): p for p in state.complete(run)}
+    saved = {state.step_of(p): p for p in state.complete(run)}
     if not saved:
         raise FileNotFoundError(f"{run}: no complete checkpoint under checkpoints/")
     step = max(saved) if step is None else step
@@ -390,7 +390,7 @@ def export_checkpoint(run: str | Path, step: int | None = None,
         precision = Precision.resolve(cfg.precision, d.device)
         prepared = prepare_model(cfg, d, precision)
         state.load(saved[step], prepared.model, make_optimizer(prepared.model, cfg.optim), d)
-        out = Path(out) if out is not None else run / "exported" / state.step_dir(run, step).name
+        out = Path(out) if out is not None else run / "exported" / saved[step].name
         return export_final(prepared.model, cfg, prepared, d, precision, final=out)
     finally:
         distributed.close(d)
