@@ -26,6 +26,7 @@ import json
 import math
 import platform
 import resource
+import sys
 import time
 
 import torch
@@ -104,7 +105,7 @@ def run_ours(engine: Engine, prompts, images, new_tokens: int, device) -> tuple[
 
 
 def setup_ours(args, dtype, device):
-    """Our model and engine, warmed up; returns (run() -> (ttft s, tok/s), facts)."""
+    """Our model and engine, warmed up; returns (run() -> (ttft s, tok/s), facts, close)."""
     torch.manual_seed(0)
     model = build_ours(args.preset, args.device, dtype, args.text_only, args.quantize)
     prompts, images = our_prompts(model, args, torch.Generator().manual_seed(1))
@@ -115,7 +116,8 @@ def setup_ours(args, dtype, device):
     facts |= {"prompt_tokens": len(prompts[0]),
              "visual_tokens": 0 if args.text_only else model.cfg.image_tokens,
              "llm_weight_bytes": llm_weight_bytes(model)}
-    return (lambda: run_ours(engine, prompts, images, args.new_tokens, device)), facts
+    # close: a compiled GPU engine keeps its worker thread (and so the model) alive until closed
+    return (lambda: run_ours(engine, prompts, images, args.new_tokens, device)), facts, engine.close
 
 
 def llm_weight_bytes(model) -> int:
@@ -199,7 +201,7 @@ def run_hf(model, inputs, new_tokens, static: bool, device) -> tuple[float, floa
 
 
 def setup_hf(cfg, args, dtype, device, image_tokens: int, prompt_tokens: int, static: bool):
-    """HF's model and inputs, warmed up; returns (run() -> (ttft s, tok/s), facts)."""
+    """HF's model and inputs, warmed up; returns (run() -> (ttft s, tok/s), facts, None)."""
     torch.manual_seed(0)
     model, n_images, side = build_hf(cfg, args, dtype, image_tokens)
     gen = torch.Generator().manual_seed(1)
@@ -211,21 +213,27 @@ def setup_hf(cfg, args, dtype, device, image_tokens: int, prompt_tokens: int, st
     if n_images:
         inputs["pixel_values"] = torch.randn(args.batch * n_images, 3, side, side,
                                              generator=gen).to(device, dtype)
-    run_hf(model, inputs, min(args.new_tokens, 8), static, device)  # warm-up
-    return (lambda: run_hf(model, inputs, args.new_tokens, static, device)), {"images": n_images}
+    # warm-up; a static cache is sized by the generation length, so warm up at the timed length
+    # (a shorter one would leave the timed run to compile and record its CUDA graphs again)
+    run_hf(model, inputs, args.new_tokens if static else min(args.new_tokens, 8), static, device)
+    return (lambda: run_hf(model, inputs, args.new_tokens, static, device)), {"images": n_images}, None
 
 
 def measure(name: str, setup, device, repeats: int) -> dict:
     """Set one side up alone, time it ``repeats`` times (best kept), free it."""
     reset_peak(device)
-    run, facts = setup()
+    run, facts, close = setup()
     runs = [run() for _ in range(repeats)]
     out = {f"{name}_ttft_ms": 1e3 * min(r[0] for r in runs),
            f"{name}_decode_tok_s": max(r[1] for r in runs),
            f"{name}_peak_mem_gb": peak_gb(device)}
     out.update({(k if name == "ours" else f"{name}_{k}"): v for k, v in facts.items()})
-    del run
+    if close:
+        close()
+    del run, close
     gc.collect()
+    print(f"{name}: TTFT {out[f'{name}_ttft_ms']:.1f} ms, decode {out[f'{name}_decode_tok_s']:.1f} "
+          f"tok/s, peak {out[f'{name}_peak_mem_gb']:.2f} GiB", file=sys.stderr, flush=True)
     return out
 
 

@@ -1,5 +1,7 @@
-"""The engine's fast paths give the plain path's greedy tokens; slots are shared and freed."""
+"""The engine's fast paths give the plain path's greedy tokens; slots are shared and freed.
+The ``gpu`` tests check the same on CUDA (graph-replayed decode), skipped without one."""
 
+import copy
 import threading
 
 import pytest
@@ -193,3 +195,49 @@ def test_a_plain_engine_worker_ends_when_idle(sharp_model):
     if worker is not None:  # the worker may still be between its last token and its exit
         worker.join(5)
     assert engine._worker is None
+
+
+# --- on a GPU: CUDA-graph decode, continuous batching, prefix reuse, a kept worker -------------
+
+
+@pytest.fixture(scope="module")
+def cuda_model(sharp_model):
+    return copy.deepcopy(sharp_model).to("cuda")
+
+
+@pytest.fixture(scope="module")
+def cuda_images():
+    torch.manual_seed(11)
+    return torch.randn(3, 3, 112, 112).cuda()
+
+
+@pytest.mark.gpu
+def test_cuda_graph_decode_with_joins_and_reuse_equals_the_plain_path(cuda_model, cuda_images):
+    cfg, pics = cuda_model.cfg, cuda_images
+    prompts = [prompt(cfg, [5, 6, 7]), prompt(cfg, [8, 9]), prompt(cfg, [10], image=False)]
+    images = [pics[0:1], pics[1:2], None]
+    want = [plain(cuda_model, p, im, 10) for p, im in zip(prompts, images)]
+    engine = Engine(cuda_model, max_batch=2, max_seq_len=256, compile=True, prefix_cache=4)
+    try:
+        first = engine.submit(prompts[0], images[0], SamplingParams(max_new_tokens=10))
+        early = [next(first) for _ in range(3)]  # the others join mid-flight; 3 through 2 slots
+        rest = [engine.submit(p, im, SamplingParams(max_new_tokens=10))
+                for p, im in zip(prompts[1:], images[1:])]
+        assert [early + list(first)] + [s.result() for s in rest] == want
+        again = engine.submit(prompts[1], images[1], SamplingParams(max_new_tokens=10))
+        assert again.result() == want[1]  # the kept worker replays its graphs; prefix reused
+        assert again.reused == len(prompts[1]) - 1
+    finally:
+        engine.close()
+
+
+@pytest.mark.gpu
+def test_bf16_cuda_graph_decode_equals_bf16_eager(cuda_model, cuda_images):
+    model = copy.deepcopy(cuda_model).to(torch.bfloat16)
+    ids, image = prompt(model.cfg, [5, 6, 7]), cuda_images[:1].to(torch.bfloat16)
+    engine = Engine(model, max_batch=1, max_seq_len=256, compile=True, prefix_cache=0)
+    try:
+        got = engine.submit(ids, image, SamplingParams(max_new_tokens=12)).result()
+    finally:
+        engine.close()
+    assert got == plain(model, ids, image, 12)

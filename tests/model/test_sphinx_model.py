@@ -97,6 +97,18 @@ def test_bf16_model_runs_with_fp32_norms():
     assert model.llm.rope.dtype == torch.float32
 
 
+@torch.no_grad()
+def test_casting_a_built_model_keeps_the_rope_table_fp32():
+    torch.manual_seed(0)
+    model = build("toy")
+    ids, image = image_ids(model.cfg), torch.randn(1, 3, 56, 56)
+    want, rope = model(ids, image), model.llm.rope.clone()
+    got = model.to(torch.bfloat16)(ids, image.bfloat16())  # cast after building, as a user might
+    assert model.llm.output.weight.dtype == torch.bfloat16
+    assert model.llm.rope.dtype == torch.float32 and torch.equal(model.llm.rope, rope)
+    assert (got - want).abs().max() < 0.1 * want.abs().max()
+
+
 def test_training_forward_keeps_no_state_and_backpropagates(toy_model):
     """The training contract: forward without a cache is causal, differentiable, stateless."""
     model = build("toy-1k")

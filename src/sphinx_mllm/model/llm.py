@@ -167,6 +167,15 @@ class Transformer(nn.Module):
         self.register_buffer("rope", rope_table(cfg.head_dim, self.rope_positions(cfg),
                                                 cfg.rope_theta), persistent=False)
 
+    def _apply(self, fn, recurse=True):
+        """``.to(dtype)`` / ``.half()`` cast the weights, never the RoPE table: it stays fp32, as the
+        original's ``freqs_cis`` (a plain attribute) does; only its device follows."""
+        rope = self.rope
+        super()._apply(fn, recurse)
+        if self.rope.dtype != rope.dtype:
+            self.rope = rope.to(self.rope.device)
+        return self
+
     @staticmethod
     def rope_positions(cfg: LLMConfig) -> int:
         """Positions the RoPE table covers (as the original: twice ``max_seq_len``)."""
