@@ -12,8 +12,8 @@ row (its slot) from admission to its end; the model is handed windows of that ca
 nothing between calls.
 
 Threads. :meth:`Engine.submit` may be called from any number of threads at once. One worker thread
-(started on demand; gone when nothing is left to do, or, with ``keep_worker``, as when compiled on
-a GPU, waiting for the next request until :meth:`Engine.close`) makes every model call. Between two decode
+(started on demand; gone when nothing is left to do, or, with ``keep_worker``, waiting for the
+next request until :meth:`Engine.close`) makes every model call. Between two decode
 steps it drops cancelled sequences, admits waiting ones into free slots (prefill: newcomers on
 consecutive slots with nothing to reuse in one batch) and then decodes one token for every running
 sequence in one batch: sequences join and leave between steps. Tokens reach each :class:`Sequence` through its own queue; ``cancel()`` (also closing a
@@ -28,8 +28,8 @@ next turn of a conversation. The entries are computed with the weights of the ti
 :meth:`Engine.clear_prefixes` after changing them.
 
 Compiled decode (``compile=True``). The decode step always runs on all ``max_batch`` rows over the
-whole cache, so its shapes never change and ``torch.compile`` captures it once (on a GPU with CUDA
-graphs, ``mode="reduce-overhead"``; on a CPU with inductor's C++ wrapper). Eager decode instead
+whole cache, so its shapes never change and ``torch.compile`` captures it once (on a GPU then
+replayed as one CUDA graph, :class:`CudaGraphStep`; on a CPU with inductor's C++ wrapper). Eager decode instead
 runs on rows ``[0, last busy slot]`` over the positions in use (rounded up to ``span_step``).
 Compiling pays where per-kernel overhead is much of a step (small models, GPUs at small batch);
 it is opt-in because it costs seconds of compilation (docs/benchmarks.md).
@@ -224,22 +224,56 @@ class Sequence:
         self.cancel()
 
 
+class CudaGraphStep:
+    """A compiled decode step replayed as one CUDA graph: recorded at the first call (with that
+    call's tokens and positions), replayed with new ones copied into the recorded inputs.
+
+    Recorded by hand rather than by ``torch.compile(mode="reduce-overhead")``, whose graph trees
+    live in thread-local state: a second engine's worker thread, or HF's own compiled step in
+    the main thread, then failed an assertion in ``cudagraph_trees.get_obj`` (torch 2.11, H200).
+    The returned logits are the graph's output buffer, overwritten by the next replay.
+    """
+
+    def __init__(self, step: Callable):
+        self.step = step
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def __call__(self, tokens: torch.Tensor, pos: torch.Tensor, span: int) -> torch.Tensor:
+        if self.graph is None:
+            self.tokens, self.pos, self.span = tokens.clone(), pos.clone(), span
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):  # compile, then one warm run; both write the same
+                for _ in range(2):           # keys and values at the same positions
+                    self.step(self.tokens, self.pos, span)
+            torch.cuda.current_stream().wait_stream(stream)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+                self.logits = self.step(self.tokens, self.pos, span)
+        else:
+            if span != self.span:
+                raise ValueError(f"a recorded step attends over {self.span} positions, not {span}")
+            self.tokens.copy_(tokens)
+            self.pos.copy_(pos)
+        self.graph.replay()
+        return self.logits
+
+
 class Engine:
     """Runs generation for one model: see the module docstring for cache, threads and reuse.
 
     max_batch: cache rows, i.e. sequences decoded together; more wait for a free slot.
     max_seq_len: positions per row (default the model's); prompt + max_new_tokens must fit.
     compile: compile the decode step (static shapes; CUDA graphs on a GPU).
-    keep_worker: keep the worker thread waiting when idle instead of ending it (default: when
-    compiled on a GPU, because CUDA graph trees are per thread and a new thread records again);
-    such an engine lives until :meth:`close`.
+    keep_worker: keep the worker thread waiting when idle instead of ending it (a server that
+    wants no thread start per request); such an engine lives until :meth:`close`.
     prefix_cache: LRU capacity in prompts (0 disables reuse); prefix_bytes: its memory limit
     (default: half the KV cache's bytes, so it scales with what the caller allocated).
     """
 
     def __init__(self, model: SphinxModel, max_batch: int = 4, max_seq_len: int | None = None,
                  compile: bool = False, prefix_cache: int = 8, prefix_bytes: int | None = None,
-                 span_step: int = 64, keep_worker: bool | None = None):
+                 span_step: int = 64, keep_worker: bool = False):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.model = model
@@ -257,8 +291,7 @@ class Engine:
         self._decode = self._compile_decode() if compile else self._decode_rows
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)  # an idle kept worker waits on it
-        self._keep_worker = (compile and model.device.type == "cuda") if keep_worker is None \
-            else keep_worker
+        self._keep_worker = keep_worker
         self._closing = False
         self._waiting: deque[Sequence] = deque()
         self._running: dict[int, Sequence] = {}
@@ -400,8 +433,8 @@ class Engine:
             self._cache = new_cache(self.model, self.max_batch, self.max_seq_len)
             if self.compiled and self.model.device.type == "cuda":
                 # CUDA graphs replay fixed addresses: the cache must be one (as HF's StaticCache)
-                torch._dynamo.mark_static_address(self._cache.k)
-                torch._dynamo.mark_static_address(self._cache.v)
+                for tensor in self._cache.k + self._cache.v:
+                    torch._dynamo.mark_static_address(tensor)
         return self._cache
 
     def _span(self, positions: int) -> int:
@@ -451,8 +484,7 @@ class Engine:
         cache, device, first = self._kv(), self.model.device, seqs[0].slot
         lengths = [len(seq.prompt) for seq in seqs]
         if entry is not None:
-            cache.k[:, first, :, :reuse] = entry.k[:, :, :reuse]
-            cache.v[:, first, :, :reuse] = entry.v[:, :, :reuse]
+            cache.write(first, entry.k[:, :, :reuse], entry.v[:, :, :reuse])
         ids = torch.zeros((len(seqs), max(lengths) - reuse), dtype=torch.long)
         for row, seq in enumerate(seqs):
             ids[row, :lengths[row] - reuse] = torch.tensor(seq.prompt[reuse:])
@@ -463,9 +495,7 @@ class Engine:
                          torch.tensor(lengths, device=device), reuse)
         for row, seq in enumerate(seqs):
             if self.prefixes.capacity:
-                P = lengths[row]
-                self.prefixes.put(seq.key, Prefix(seq.prompt, cache.k[:, first + row, :, :P].clone(),
-                                                  cache.v[:, first + row, :, :P].clone()))
+                self.prefixes.put(seq.key, Prefix(seq.prompt, *cache.read(first + row, lengths[row])))
             seq.reused, seq.pos = reuse, lengths[row]
         self.stats["prefills"] += 1
         self.stats["prefix_hits"] += bool(reuse)
@@ -480,8 +510,7 @@ class Engine:
 
     def _compile_decode(self):
         if self.model.device.type == "cuda":
-            return torch.compile(self._decode_rows, mode="reduce-overhead", fullgraph=True,
-                                 dynamic=False)
+            return CudaGraphStep(torch.compile(self._decode_rows, fullgraph=True, dynamic=False))
         # On a CPU, inductor's C++ wrapper calls the step's kernels without Python in between:
         # that per-kernel overhead is most of a small model's step (docs/benchmarks.md).
         return torch.compile(self._decode_rows, fullgraph=True, dynamic=False,

@@ -55,38 +55,57 @@ def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     return out.flatten(-2).type_as(x)
 
 
-class KVCache(nn.Module):
-    """Static cache for every layer: ``k``, ``v`` of (n_layers, rows, n_kv_heads, max_seq_len, head_dim).
+class KVCache:
+    """Static cache: per layer, ``k[i]`` and ``v[i]`` of (rows, n_kv_heads, max_seq_len, head_dim).
 
     Allocated once by its owner (the inference engine); the model never creates or keeps one.
-    Buffers (not parameters) so that a compiled decode step sees fixed addresses.
+    One tensor per layer and kind, not slices of one block: a compiled step that writes through a
+    slice of a shared block is rewritten by the compiler into a copy of the whole block per write
+    (measured on an H200, sphinx-1k decode: 29 ms a step at batch 1, 167 ms at batch 8).
     """
 
     def __init__(self, cfg: LLMConfig, rows: int, max_seq_len: int, dtype: torch.dtype,
                  device: torch.device | str | None = None):
-        super().__init__()
-        shape = (cfg.n_layers, rows, cfg.n_kv_heads, max_seq_len, cfg.head_dim)
-        self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
-        self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        shape = (rows, cfg.n_kv_heads, max_seq_len, cfg.head_dim)
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.n_layers)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.n_layers)]
 
     @property
     def rows(self) -> int:
-        return self.k.shape[1]
+        return self.k[0].shape[0]
 
     @property
     def max_seq_len(self) -> int:
-        return self.k.shape[3]
+        return self.k[0].shape[2]
 
     def window(self, rows: slice = slice(None), length: int | None = None) -> list[LayerKV]:
         """Per-layer views of cache rows ``rows`` and positions ``[0, length)`` (default: all).
 
         Views, not copies: what attention writes through them lands in this cache. A shorter
-        window means less attention work per step over the same stored keys.
+        window means less attention work per step over the same stored keys. The whole cache is
+        handed over as its own tensors (no view), as a compiled step needs.
         """
-        ks = self.k[:, rows, :, :length].unbind(0)
-        vs = self.v[:, rows, :, :length].unbind(0)
-        index = torch.arange(ks[0].shape[0], device=self.k.device)[:, None]  # shared by all layers
+        start, stop, _ = rows.indices(self.rows)
+        length = self.max_seq_len if length is None else min(length, self.max_seq_len)
+        if (start, stop, length) == (0, self.rows, self.max_seq_len):
+            ks, vs = self.k, self.v
+        else:
+            ks = [t[start:stop, :, :length] for t in self.k]
+            vs = [t[start:stop, :, :length] for t in self.v]
+        index = torch.arange(stop - start, device=self.k[0].device)[:, None]  # shared by all layers
         return [LayerKV(k, v, index) for k, v in zip(ks, vs)]
+
+    def read(self, row: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copies of row ``row``'s first ``length`` positions: k, v of (n_layers, n_kv_heads,
+        length, head_dim)."""
+        return (torch.stack([t[row, :, :length] for t in self.k]),
+                torch.stack([t[row, :, :length] for t in self.v]))
+
+    def write(self, row: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Put ``k``, ``v`` (as :meth:`read` returns, possibly longer) at row ``row``'s first positions."""
+        for layer, (k_l, v_l) in enumerate(zip(k, v)):
+            self.k[layer][row, :, :k_l.shape[1]] = k_l
+            self.v[layer][row, :, :v_l.shape[1]] = v_l
 
 
 class LayerKV(NamedTuple):
