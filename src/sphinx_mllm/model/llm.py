@@ -85,7 +85,8 @@ class KVCache:
         window means less attention work per step over the same stored keys. The whole cache is
         handed over as its own tensors (no view), as a compiled step needs.
         """
-        start, stop, _ = rows.indices(self.rows)
+        start = rows.start or 0  # not rows.indices(): torch 2.11's compiler cannot trace it
+        stop = self.rows if rows.stop is None else min(rows.stop, self.rows)
         length = self.max_seq_len if length is None else min(length, self.max_seq_len)
         if (start, stop, length) == (0, self.rows, self.max_seq_len):
             ks, vs = self.k, self.v
