@@ -12,8 +12,8 @@ row (its slot) from admission to its end; the model is handed windows of that ca
 nothing between calls.
 
 Threads. :meth:`Engine.submit` may be called from any number of threads at once. One worker thread
-(started on demand; gone when nothing is left to do, or, with ``keep_worker``, waiting for the
-next request until :meth:`Engine.close`) makes every model call. Between two decode
+(started on demand; gone when nothing is left to do, or, with ``keep_worker``, the default on a
+GPU, waiting for the next request until :meth:`Engine.close`) makes every model call. Between two decode
 steps it drops cancelled sequences, admits waiting ones into free slots (prefill: newcomers on
 consecutive slots with nothing to reuse in one batch) and then decodes one token for every running
 sequence in one batch: sequences join and leave between steps. Tokens reach each :class:`Sequence` through its own queue; ``cancel()`` (also closing a
@@ -265,15 +265,17 @@ class Engine:
     max_batch: cache rows, i.e. sequences decoded together; more wait for a free slot.
     max_seq_len: positions per row (default the model's); prompt + max_new_tokens must fit.
     compile: compile the decode step (static shapes; CUDA graphs on a GPU).
-    keep_worker: keep the worker thread waiting when idle instead of ending it (a server that
-    wants no thread start per request); such an engine lives until :meth:`close`.
+    keep_worker: keep the worker thread waiting when idle instead of ending it; such an engine
+    lives until :meth:`close`. Default: on a GPU, where PyTorch keeps cuDNN's convolution plans
+    per thread: a new worker per request rebuilt them for every encoder convolution, and the
+    TTFT of sphinx-1k on an H200 was 1.1-1.4 s instead of 141 ms (docs/benchmarks.md).
     prefix_cache: LRU capacity in prompts (0 disables reuse); prefix_bytes: its memory limit
     (default: half the KV cache's bytes, so it scales with what the caller allocated).
     """
 
     def __init__(self, model: SphinxModel, max_batch: int = 4, max_seq_len: int | None = None,
                  compile: bool = False, prefix_cache: int = 8, prefix_bytes: int | None = None,
-                 span_step: int = 64, keep_worker: bool = False):
+                 span_step: int = 64, keep_worker: bool | None = None):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.model = model
@@ -291,7 +293,7 @@ class Engine:
         self._decode = self._compile_decode() if compile else self._decode_rows
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)  # an idle kept worker waits on it
-        self._keep_worker = keep_worker
+        self._keep_worker = model.device.type == "cuda" if keep_worker is None else keep_worker
         self._closing = False
         self._waiting: deque[Sequence] = deque()
         self._running: dict[int, Sequence] = {}
