@@ -72,6 +72,7 @@ class Budget:
     batch_size: int = 32
     finetune_batch_size: int = 16  # more, smaller steps for the longest stage
     eval_max_new_tokens: int | None = None  # cap on every answer (quick runs only)
+    train_seed: int = 0  # every training stage's seed (init, draws, the encoder stage's pictures)
 
     def __post_init__(self):
         if self.vit_stem not in STEMS:  # fail at the start, not after the world is generated
@@ -180,7 +181,7 @@ def train_stage(run: Run, config: str, model: Path, data: str, steps: int, out: 
 
     overrides = [f"model={model}", f"data={rebase_mixture(data, run)}", f"out={run.path(out)}",
                  f"steps={steps}", f"batch_size={batch_size}",
-                 f"save_every={max(1, min(50, steps // 4))}"]
+                 f"save_every={max(1, min(50, steps // 4))}", f"seed={run.budget.train_seed}"]
     if steps < 10:  # warm-up cannot exceed a tiny stage
         overrides.append(f"optim.warmup_steps={max(1, steps // 2)}")
     return train(load_config(run.configs / config, overrides))
@@ -241,7 +242,7 @@ def _tokenizer(run: Run) -> None:
 def _encoders(run: Run) -> dict:
     from .encoders import run_encoder_stage
     probe = run_encoder_stage(run.path("encoders"), run.path("tokenizer.model"),
-                              steps=run.budget.encoder_steps, batch_size=run.budget.encoder_batch,
+                              seed=run.budget.train_seed, steps=run.budget.encoder_steps, batch_size=run.budget.encoder_batch,
                               lr=run.budget.encoder_lr, vit_stem=run.budget.vit_stem,
                               log_every=max(1, min(25, run.budget.encoder_steps)))
     return {"probe": probe}
