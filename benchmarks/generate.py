@@ -8,7 +8,8 @@ preset's count is not a square); ours from the preset's encoders. Decode speed c
 LLMs; TTFT includes each side's own vision towers.
 
 Reported: time to first token (TTFT), decode tokens/s over all rows after the first token, peak
-memory, and ours / HF ratios. ``--compare hf`` is HF's default (dynamic) cache, ``hf-static`` its
+memory, and ours / HF ratios; for ours also the vision share of TTFT (``encoder_ms``: each
+encoder on its views of one image, and the whole ``encode_images``). ``--compare hf`` is HF's default (dynamic) cache, ``hf-static`` its
 static cache (``cache_implementation="static"``; HF compiles that step only on GPUs by default).
 
     python benchmarks/generate.py --preset toy-1k --compare hf
@@ -109,15 +110,47 @@ def setup_ours(args, dtype, device):
     torch.manual_seed(0)
     model = build_ours(args.preset, args.device, dtype, args.text_only, args.quantize)
     prompts, images = our_prompts(model, args, torch.Generator().manual_seed(1))
+    # timed before the engine's worker thread exists: on a CPU, two threads' OpenMP teams spin
+    # against each other (toy-1k encode_images took 1176 ms after the engine's warm-up, 15 ms
+    # with OMP_WAIT_POLICY=PASSIVE; a training job ran beside both)
+    vision = None if args.text_only else encoder_ms(model, images[0], device)
     engine = Engine(model, max_batch=args.batch, compile=args.compile, prefix_cache=0,
                     max_seq_len=len(prompts[0]) + args.new_tokens)
     run_ours(engine, prompts, images, min(args.new_tokens, 8), device)  # warm-up (and compile)
     facts = {"prefill_flops": prefill_flops(model, prompts, images)} if device.type == "cuda" else {}
+    if vision:
+        facts["encoder_ms"] = vision
     facts |= {"prompt_tokens": len(prompts[0]),
              "visual_tokens": 0 if args.text_only else model.cfg.image_tokens,
              "llm_weight_bytes": llm_weight_bytes(model)}
-    # close: a compiled GPU engine keeps its worker thread (and so the model) alive until closed
+    # close: a GPU engine keeps its worker thread (and so the model) alive until closed
     return (lambda: run_ours(engine, prompts, images, args.new_tokens, device)), facts, engine.close
+
+
+def encoder_ms(model, image: torch.Tensor, device) -> dict[str, float]:
+    """The vision share of TTFT: milliseconds of each encoder on its views of one image, and of
+    ``encode_images`` (views, every encoder, projections), each the best of 3 after a warm call."""
+    from sphinx_mllm.model.views import make_views
+
+    def best(fn) -> float:
+        fn()
+        times = []
+        for _ in range(3):
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times.append(1e3 * (time.perf_counter() - start))
+        return min(times)
+
+    out = {}
+    with torch.inference_mode():
+        for kind, encoder in model.encoders.items():
+            views = make_views(image, model.cfg.encoder(kind).view_size, model.cfg.grid)
+            views = views.to(model._encoder_dtype(encoder))  # as encode_views does
+            out[kind] = best(lambda: encoder(views))
+        out["encode_images"] = best(lambda: model.encode_images(image))
+    return out
 
 
 def llm_weight_bytes(model) -> int:
@@ -391,6 +424,10 @@ def print_table(r: dict, compare: list[str]) -> None:
               f"ours at {100 * r['roofline_fraction']:.0f}%"
               + (f", HF at {100 * r['hf_roofline_fraction']:.0f}%" if "hf_roofline_fraction" in r
                  else ""))
+    if "encoder_ms" in r:
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in r["encoder_ms"].items() if k != "encode_images")
+        print(f"  ours' vision share of TTFT: encode_images {r['encoder_ms']['encode_images']:.1f} ms "
+              f"({parts} ms)")
     if "ttft_floor_ms" in r:
         print(f"  TTFT floor {r['ttft_floor_ms']:.1f} ms ({r['prefill_tflops']:.2f} TFLOP at "
               f"{r['matmul_tflop_s']:.0f} TFLOP/s measured), ours at {r['ttft_floor_ratio']:.2f}x")
