@@ -35,6 +35,7 @@ step() {  # step NAME command...: run it under the time limit, JSON line to $OUT
     local t0=$SECONDS
     timeout "$STEP_S" "$@" 2>&1 | tee -a "$LOG" | grep '^{' >"$OUT/gen-$name.json"
     echo "== $name: exit ${PIPESTATUS[0]} after $((SECONDS - t0)) s" | tee -a "$LOG"
+    [ -s "$OUT/gen-$name.json" ] || rm -f "$OUT/gen-$name.json"  # no JSON line (tests, failures)
 }
 for s in $STEPS; do
     case $s in

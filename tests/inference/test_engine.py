@@ -241,3 +241,28 @@ def test_bf16_cuda_graph_decode_equals_bf16_eager(cuda_model, cuda_images):
     finally:
         engine.close()
     assert got == plain(model, ids, image, 12)
+
+
+@pytest.mark.gpu
+def test_two_cuda_graph_engines_in_two_threads_then_a_new_worker(cuda_model, cuda_images):
+    ids, image = prompt(cuda_model.cfg, [5, 6, 7]), cuda_images[:1]
+    want = plain(cuda_model, ids, image, 8)
+    engines = [Engine(cuda_model, max_batch=1, max_seq_len=256, compile=True, prefix_cache=0)
+               for _ in range(2)]
+    got = [None, None]
+
+    def ask(i):
+        got[i] = engines[i].submit(ids, image, SamplingParams(max_new_tokens=8)).result()
+
+    try:
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert got == [want, want]  # each recorded its own graph, in its own worker thread
+        engines[0].close()  # the next request starts a new worker, which replays the graph
+        assert engines[0].submit(ids, image, SamplingParams(max_new_tokens=8)).result() == want
+    finally:
+        for engine in engines:
+            engine.close()

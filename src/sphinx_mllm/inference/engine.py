@@ -231,32 +231,47 @@ class CudaGraphStep:
     Recorded by hand rather than by ``torch.compile(mode="reduce-overhead")``, whose graph trees
     live in thread-local state: a second engine's worker thread, or HF's own compiled step in
     the main thread, then failed an assertion in ``cudagraph_trees.get_obj`` (torch 2.11, H200).
-    The returned logits are the graph's output buffer, overwritten by the next replay.
+    The returned logits are the graph's output buffer, overwritten by the next replay. A replay
+    reads the tensors that were there at recording and checks no guard: after the model's
+    weights are replaced (not copied into in place), :meth:`reset` so that the next call records
+    again (:meth:`Engine.clear_prefixes` does).
     """
+
+    _capturing = threading.Lock()  # one capture at a time in a process (CUDA's rule)
 
     def __init__(self, step: Callable):
         self.step = step
+        self.reset()
+
+    def reset(self) -> None:
         self.graph: torch.cuda.CUDAGraph | None = None
 
     def __call__(self, tokens: torch.Tensor, pos: torch.Tensor, span: int) -> torch.Tensor:
-        if self.graph is None:
-            self.tokens, self.pos, self.span = tokens.clone(), pos.clone(), span
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):  # compile, then one warm run; both write the same
-                for _ in range(2):           # keys and values at the same positions
-                    self.step(self.tokens, self.pos, span)
-            torch.cuda.current_stream().wait_stream(stream)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
-                self.logits = self.step(self.tokens, self.pos, span)
-        else:
-            if span != self.span:
+        with torch.cuda.device(tokens.device):  # a new thread's current device is cuda:0
+            if self.graph is None:
+                self._record(tokens, pos, span)
+            elif span != self.span:
                 raise ValueError(f"a recorded step attends over {self.span} positions, not {span}")
-            self.tokens.copy_(tokens)
-            self.pos.copy_(pos)
-        self.graph.replay()
+            else:
+                self.tokens.copy_(tokens)
+                self.pos.copy_(pos)
+            self.graph.replay()
         return self.logits
+
+    def _record(self, tokens: torch.Tensor, pos: torch.Tensor, span: int) -> None:
+        tokens, pos = tokens.clone(), pos.clone()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):  # compile, then one warm run; both write the same keys
+            for _ in range(2):           # and values at the same positions
+                self.step(tokens, pos, span)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with self._capturing, torch.cuda.graph(graph, stream=stream,
+                                               capture_error_mode="thread_local"):
+            logits = self.step(tokens, pos, span)
+        # kept only once recorded: a failed capture leaves the next call to record again
+        self.tokens, self.pos, self.span, self.logits, self.graph = tokens, pos, span, logits, graph
 
 
 class Engine:
@@ -266,9 +281,10 @@ class Engine:
     max_seq_len: positions per row (default the model's); prompt + max_new_tokens must fit.
     compile: compile the decode step (static shapes; CUDA graphs on a GPU).
     keep_worker: keep the worker thread waiting when idle instead of ending it; such an engine
-    lives until :meth:`close`. Default: on a GPU, where PyTorch keeps cuDNN's convolution plans
-    per thread: a new worker per request rebuilt them for every encoder convolution, and the
-    TTFT of sphinx-1k on an H200 was 1.1-1.4 s instead of 141 ms (docs/benchmarks.md).
+    lives until :meth:`close`. Default: on a GPU. There sphinx-1k's TTFT on an H200 was 1.1-1.4 s
+    with a new worker per request and 141 ms with a kept one (two runs that differ in more than
+    this); the likely cause is PyTorch's cuDNN plan cache, which is per thread, so a new worker
+    rebuilds the plans of every encoder convolution (docs/benchmarks.md).
     prefix_cache: LRU capacity in prompts (0 disables reuse); prefix_bytes: its memory limit
     (default: half the KV cache's bytes, so it scales with what the caller allocated).
     """
@@ -350,8 +366,11 @@ class Engine:
             self._closing = False
 
     def clear_prefixes(self) -> None:
-        """Forget every cached prefix (needed after the model's weights change)."""
+        """Forget every cached prefix, and a recorded CUDA graph of the decode step (needed after
+        the model's weights change)."""
         self.prefixes.clear()
+        if isinstance(self._decode, CudaGraphStep):
+            self._decode.reset()
 
     @property
     def busy_slots(self) -> int:

@@ -44,14 +44,19 @@ def generate(model: SphinxModel | Engine, prompts: Sequence[Sequence[int]],
     for which a one-off engine sized to these prompts is made (no prefix reuse). Raises ValueError
     when a prompt plus ``max_new_tokens`` exceeds the model's ``max_seq_len``.
     """
-    if isinstance(model, SphinxModel):
+    one_off = isinstance(model, SphinxModel)
+    if one_off:
         need = max(len(p) for p in prompts) + params.max_new_tokens
         check_fits(need - params.max_new_tokens, params.max_new_tokens, model.cfg.llm.max_seq_len)
         model = Engine(model, max_batch=len(prompts), max_seq_len=need, prefix_cache=0)
-    per_prompt = split_images(prompts, images, model.model.cfg.image_tokens)
-    seqs = model.submit_many(prompts, per_prompt, params, stop)
     try:
-        return [seq.result() for seq in seqs]
+        per_prompt = split_images(prompts, images, model.model.cfg.image_tokens)
+        seqs = model.submit_many(prompts, per_prompt, params, stop)
+        try:
+            return [seq.result() for seq in seqs]
+        finally:
+            for seq in seqs:
+                seq.cancel()
     finally:
-        for seq in seqs:
-            seq.cancel()
+        if one_off:  # a GPU engine keeps its worker thread, and with it the cache, until closed
+            model.close()

@@ -141,6 +141,11 @@ class Pipeline:
         self.stop = StopOnSeparator(tokenizer)
         self.engine = Engine(model, **engine_options)
 
+    def close(self) -> None:
+        """End the engine's worker thread (on a GPU it waits for requests, holding the model and
+        its KV cache, until closed); a later call starts a new one."""
+        self.engine.close()
+
     @property
     def device(self) -> torch.device:
         return self.model.device

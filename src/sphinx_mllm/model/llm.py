@@ -103,7 +103,7 @@ class KVCache:
                 torch.stack([t[row, :, :length] for t in self.v]))
 
     def write(self, row: int, k: torch.Tensor, v: torch.Tensor) -> None:
-        """Put ``k``, ``v`` (as :meth:`read` returns, possibly longer) at row ``row``'s first positions."""
+        """Put ``k``, ``v`` (shaped as :meth:`read` returns) at row ``row``'s first positions."""
         for layer, (k_l, v_l) in enumerate(zip(k, v)):
             self.k[layer][row, :, :k_l.shape[1]] = k_l
             self.v[layer][row, :, :v_l.shape[1]] = v_l
