@@ -103,11 +103,11 @@ class Budget:
         return dataclasses.replace(self, **changes)
 
 
-FULL_MINUTES = 104.0
-"""Wall-clock minutes of the default :class:`Budget` on 2 CPU cores: the second run in
-docs/toy-world.md took 104 with 4,000 unpacked finetune steps; the 3,500 packed steps that
-replaced them are estimated at the same time (packed steps measured 1.18x as long, median 1.50
-vs 1.27 s on one core each), not yet run end to end."""
+FULL_MINUTES = 82.0
+"""Wall-clock minutes of the default :class:`Budget`'s stages after the world and tokenizer, on 2
+CPU cores: the ninth run in docs/toy-world.md, the first to run the packed recipe end to end in
+one go, took 81.6 (4,894 s: encoders 689, pretrain 156, synthetic 89, mix 22, curriculum 666,
+finetune 3,273, validations included), and 82.7 with the world and tokenizer."""
 
 QUICK = Budget(world_n=48, world_1obj_n=24, val_n=8, encoder_steps=3, encoder_batch=2,
                pretrain_steps=3, synthetic_steps=2, betas=(0.0, 0.5, 1.0), beta_val_n=6,
