@@ -13,12 +13,13 @@ nothing between calls.
 
 Threads. :meth:`Engine.submit` may be called from any number of threads at once. One worker thread
 (started on demand; gone when nothing is left to do, or, with ``keep_worker``, the default on a
-GPU, waiting for the next request until :meth:`Engine.close`) makes every model call. Between two decode
-steps it drops cancelled sequences, admits waiting ones into free slots (prefill: newcomers on
-consecutive slots with nothing to reuse in one batch) and then decodes one token for every running
-sequence in one batch: sequences join and leave between steps. Tokens reach each :class:`Sequence` through its own queue; ``cancel()`` (also closing a
-``with`` block) frees the slot before the next step. Only the worker touches the cache, so no lock
-is held during a model call.
+GPU, waiting for the next request until :meth:`Engine.close`) makes every model call. Between two
+decode steps it drops cancelled sequences, admits waiting ones into free slots (prefill: newcomers
+on consecutive slots with nothing to reuse in one batch) and then decodes one token for every
+running sequence in one batch: sequences join and leave between steps. Tokens reach each
+:class:`Sequence` through its own queue; ``cancel()`` (also closing a ``with`` block) frees the
+slot before the next step. Only the worker touches the cache, so no lock is held during a model
+call.
 
 Prefix reuse. After a prefill the engine keeps a copy of the prompt's keys and values in an LRU
 keyed by (model, image content). A later prompt with the same image (or none, for text) reuses the
@@ -29,10 +30,10 @@ next turn of a conversation. The entries are computed with the weights of the ti
 
 Compiled decode (``compile=True``). The decode step always runs on all ``max_batch`` rows over the
 whole cache, so its shapes never change and ``torch.compile`` captures it once (on a GPU then
-replayed as one CUDA graph, :class:`CudaGraphStep`; on a CPU with inductor's C++ wrapper). Eager decode instead
-runs on rows ``[0, last busy slot]`` over the positions in use (rounded up to ``span_step``).
-Compiling pays where per-kernel overhead is much of a step (small models, GPUs at small batch);
-it is opt-in because it costs seconds of compilation (docs/benchmarks.md).
+replayed as one CUDA graph, :class:`CudaGraphStep`; on a CPU with inductor's C++ wrapper). Eager
+decode instead runs on rows ``[0, last busy slot]`` over the positions in use (rounded up to
+``span_step``). Compiling pays where per-kernel overhead is much of a step (small models, GPUs at
+small batch); it is opt-in because it costs seconds of compilation (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -516,7 +517,8 @@ class Engine:
                          torch.tensor(lengths, device=device), reuse)
         for row, seq in enumerate(seqs):
             if self.prefixes.capacity:
-                self.prefixes.put(seq.key, Prefix(seq.prompt, *cache.read(first + row, lengths[row])))
+                k, v = cache.read(first + row, lengths[row])
+                self.prefixes.put(seq.key, Prefix(seq.prompt, k, v))
             seq.reused, seq.pos = reuse, lengths[row]
         self.stats["prefills"] += 1
         self.stats["prefix_hits"] += bool(reuse)

@@ -188,8 +188,8 @@ class Transformer(nn.Module):
                                                 cfg.rope_theta), persistent=False)
 
     def _apply(self, fn, recurse=True):
-        """``.to(dtype)`` / ``.half()`` cast the weights, never the RoPE table: it stays fp32, as the
-        original's ``freqs_cis`` (a plain attribute) does; only its device follows."""
+        """``.to(dtype)`` / ``.half()`` cast the weights, never the RoPE table: it stays fp32,
+        as the original's ``freqs_cis`` (a plain attribute) does; only its device follows."""
         rope = self.rope
         super()._apply(fn, recurse)
         if self.rope.dtype != rope.dtype:
