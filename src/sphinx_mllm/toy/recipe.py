@@ -242,8 +242,9 @@ def _tokenizer(run: Run) -> None:
 def _encoders(run: Run) -> dict:
     from .encoders import run_encoder_stage
     probe = run_encoder_stage(run.path("encoders"), run.path("tokenizer.model"),
-                              seed=run.budget.train_seed, steps=run.budget.encoder_steps, batch_size=run.budget.encoder_batch,
-                              lr=run.budget.encoder_lr, vit_stem=run.budget.vit_stem,
+                              seed=run.budget.train_seed, steps=run.budget.encoder_steps,
+                              batch_size=run.budget.encoder_batch, lr=run.budget.encoder_lr,
+                              vit_stem=run.budget.vit_stem,
                               log_every=max(1, min(25, run.budget.encoder_steps)))
     return {"probe": probe}
 
