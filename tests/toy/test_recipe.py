@@ -20,7 +20,9 @@ def _losses(path):
 
 def test_quick_recipe_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
-    assert cli.main(["toy", "train", "--quick", "--out", str(out), "--set", "train_seed=3"]) == 0
+    # num_workers: data drawn by a worker process per stage, as a GPU run does (scripts/toy_gpu.sh)
+    assert cli.main(["toy", "train", "--quick", "--out", str(out), "--set", "train_seed=3",
+                     "--set", "num_workers=1"]) == 0
     names = [s.name for s in stages()]
     records = [json.loads(x) for x in (out / "recipe.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in records] == names
@@ -40,7 +42,8 @@ def test_quick_recipe_end_to_end(tmp_path, capsys):
                          ("curriculum", QUICK.curriculum_steps), ("finetune", QUICK.finetune_steps)):
         assert (out / stage / "final" / "config.json").exists(), stage
         assert len(_losses(out / stage / "metrics.jsonl")) == steps, stage
-        assert "\nseed: 3\n" in (out / stage / "config.yaml").read_text(), stage  # train_seed
+        config = (out / stage / "config.yaml").read_text()
+        assert "\nseed: 3\n" in config and "\nnum_workers: 1\n" in config, stage
     choice = json.loads((out / "mixed" / "choice.json").read_text())
     assert set(choice["scores"]) == {f"{b:g}" for b in QUICK.betas}
     assert (out / "mixed" / f"beta-{choice['beta']}" / "config.json").exists()

@@ -84,6 +84,21 @@ def test_encoder_pretraining_smoke():
         pretrain_encoders(model, seed=1000, steps=1)
 
 
+def test_encoder_batches_drawn_by_workers_are_the_inline_ones():
+    """``toy train --set num_workers=N`` (a GPU run) draws the encoder stage's pictures in worker
+    processes: the same batches, in the same order, as drawn inline."""
+    from sphinx_mllm.toy.encoders import step_batches
+
+    cfg = build("toy-world", device="meta").cfg
+    inline = list(step_batches(0, 3, 2, cfg))
+    drawn = list(step_batches(0, 3, 2, cfg, workers=2))
+    assert len(drawn) == 3
+    for (img_a, t_a), (img_b, t_b) in zip(inline, drawn):
+        assert torch.equal(img_a, img_b)
+        assert all(torch.equal(getattr(t_a, f), getattr(t_b, f)) for f in ("kind", "box", "kp_xy"))
+    assert not torch.equal(inline[0][0], inline[1][0])  # each step its own pictures
+
+
 def test_encoder_stage_builds_the_vit_stem_asked_for(tmp_path):
     """``toy train --set vit_stem=conv`` (the sixth and seventh runs): the stage's checkpoint has
     CLIP and DINOv2 on the convolutional stem; the default keeps the patchify stem."""

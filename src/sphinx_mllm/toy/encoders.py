@@ -249,6 +249,37 @@ def make_batch(seed: int, indices: list[int], cfg: SphinxConfig) -> tuple[torch.
     return torch.stack(images), targets
 
 
+class _StepBatches(torch.utils.data.Dataset):
+    """Step ``i`` -> :func:`make_batch` of its pictures: the encoder stage's batches as a dataset,
+    so that DataLoader workers can draw them ahead of the device (the same batches as drawn
+    inline)."""
+
+    def __init__(self, seed: int, steps: int, batch_size: int, cfg: SphinxConfig):
+        self.seed, self.steps, self.batch_size, self.cfg = seed, steps, batch_size, cfg
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, Targets]:
+        first = PRETRAIN_INDEX_OFFSET + step * self.batch_size
+        return make_batch(self.seed, list(range(first, first + self.batch_size)), self.cfg)
+
+
+def step_batches(seed: int, steps: int, batch_size: int, cfg: SphinxConfig, workers: int = 0):
+    """The ``steps`` batches of the encoder stage in order, drawn inline (``workers=0``) or by
+    that many DataLoader worker processes (a GPU run, where drawing would otherwise stall the
+    device)."""
+    batches = _StepBatches(seed, steps, batch_size, cfg)
+    if workers == 0:
+        return (batches[step] for step in range(steps))
+    return iter(torch.utils.data.DataLoader(batches, batch_size=None, num_workers=workers,
+                                            prefetch_factor=4, collate_fn=_as_is))
+
+
+def _as_is(batch):
+    return batch
+
+
 # --- loss and metrics --------------------------------------------------------------------------
 
 
@@ -378,7 +409,7 @@ class PretrainLog:
 def pretrain_encoders(model: nn.Module, *, seed: int = 0, steps: int = 2000, batch_size: int = 16,
                       lr: float = 1e-3, warmup_steps: int = 100, weight_decay: float = 0.05,
                       bf16: bool = False, heads: DenseHeads | None = None, log_every: int = 50,
-                      on_log=None) -> tuple[DenseHeads, list[PretrainLog]]:
+                      on_log=None, workers: int = 0) -> tuple[DenseHeads, list[PretrainLog]]:
     """Train ``model.encoders`` (in place) and fresh linear heads for ``steps`` AdamW steps on
     pictures of training world ``seed`` (fresh ones every step, from
     :data:`PRETRAIN_INDEX_OFFSET`); linear warm-up, then cosine to 0.
@@ -386,7 +417,8 @@ def pretrain_encoders(model: nn.Module, *, seed: int = 0, steps: int = 2000, bat
     Only the encoders train (``train.freeze`` parts); afterwards nothing of the model requires
     grad, ready to be frozen by the later stages. ``on_log(PretrainLog)`` is called every
     ``log_every`` steps and at the end. Training runs where the model is (``bf16``: autocast on
-    that device). Returns the heads (for :func:`probe`, on the model's device) and the log.
+    that device; ``workers`` DataLoader processes draw the pictures ahead, see
+    :func:`step_batches`). Returns the heads (for :func:`probe`, on the model's device) and the log.
     """
     check_training_seed(seed)
     cfg = model.cfg
@@ -409,9 +441,7 @@ def pretrain_encoders(model: nn.Module, *, seed: int = 0, steps: int = 2000, bat
     sched = torch.optim.lr_scheduler.LambdaLR(optim, schedule)
     log: list[PretrainLog] = []
     start = time.perf_counter()
-    for step in range(steps):
-        first = PRETRAIN_INDEX_OFFSET + step * batch_size
-        images, targets = make_batch(seed, list(range(first, first + batch_size)), cfg)
+    for step, (images, targets) in enumerate(step_batches(seed, steps, batch_size, cfg, workers)):
         images, targets = images.to(device), targets.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = dense_loss(heads(model.encode_views(images)), targets)
@@ -436,7 +466,7 @@ def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "
                       vit_stem: str = "patch", seed: int = 0, steps: int = 2000,
                       batch_size: int = 16, lr: float = 1e-3, bf16: bool = False,
                       log_every: int = 50, probe_pictures: int = 256,
-                      device: str | torch.device | None = None) -> dict:
+                      device: str | torch.device | None = None, workers: int = 0) -> dict:
     """The recipe's first stage: a fresh ``preset`` model (seeded by ``seed``; CLIP and DINOv2 on
     ``vit_stem``, see :func:`~sphinx_mllm.config.with_vit_stem`) whose encoders are
     pre-trained by :func:`pretrain_encoders`; writes ``out/metrics.jsonl`` (one line per log
@@ -444,7 +474,7 @@ def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "
     seed ``HELD_OUT_START``), ``out/heads.safetensors`` (the linear heads, to probe again) and
     ``out/final/``, a checkpoint in our format with ``tokenizer``
     that the LLM stages start from. ``device`` defaults to CUDA when there is one (as the
-    trainer's). Returns the probe metrics."""
+    trainer's); ``workers`` as in :func:`pretrain_encoders`. Returns the probe metrics."""
     from ..checkpoint import ours
     from ..config import SphinxConfig, with_vit_stem
     from ..model import build
@@ -460,7 +490,8 @@ def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "
             log_file.flush()
 
         heads, _ = pretrain_encoders(model, seed=seed, steps=steps, batch_size=batch_size, lr=lr,
-                                     bf16=bf16, log_every=log_every, on_log=on_log)
+                                     bf16=bf16, log_every=log_every, on_log=on_log,
+                                     workers=workers)
     save_file({k: v.cpu() for k, v in heads.state_dict().items()}, out / "heads.safetensors")
     metrics = probe(model, heads, n=probe_pictures)
     (out / "probe.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -73,6 +73,7 @@ class Budget:
     finetune_batch_size: int = 16  # more, smaller steps for the longest stage
     eval_max_new_tokens: int | None = None  # cap on every answer (quick runs only)
     train_seed: int = 0  # every training stage's seed (init, draws, the encoder stage's pictures)
+    num_workers: int = 0  # data-loading processes per training stage (a GPU run; 0 on 2 CPU cores)
 
     def __post_init__(self):
         if self.vit_stem not in STEMS:  # fail at the start, not after the world is generated
@@ -181,7 +182,8 @@ def train_stage(run: Run, config: str, model: Path, data: str, steps: int, out: 
 
     overrides = [f"model={model}", f"data={rebase_mixture(data, run)}", f"out={run.path(out)}",
                  f"steps={steps}", f"batch_size={batch_size}",
-                 f"save_every={max(1, min(50, steps // 4))}", f"seed={run.budget.train_seed}"]
+                 f"save_every={max(1, min(50, steps // 4))}", f"seed={run.budget.train_seed}",
+                 f"num_workers={run.budget.num_workers}"]
     if steps < 10:  # warm-up cannot exceed a tiny stage
         overrides.append(f"optim.warmup_steps={max(1, steps // 2)}")
     return train(load_config(run.configs / config, overrides))
@@ -202,8 +204,11 @@ def validate(run: Run, model: Path, name: str, tasks: tuple[str, ...] | None = N
     if target.exists():
         return json.loads(target.read_text())
     pipe = load(model)
-    result = evaluate(pipe, run.path(world), run.path("val", name), tasks=tasks,
-                      max_new_tokens=run.budget.eval_max_new_tokens)
+    try:
+        result = evaluate(pipe, run.path(world), run.path("val", name), tasks=tasks,
+                          max_new_tokens=run.budget.eval_max_new_tokens)
+    finally:
+        pipe.close()  # a kept engine worker (CUDA) would outlive the stage
     summary = json_safe(result["summary"])
     target.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -244,7 +249,7 @@ def _encoders(run: Run) -> dict:
     probe = run_encoder_stage(run.path("encoders"), run.path("tokenizer.model"),
                               seed=run.budget.train_seed, steps=run.budget.encoder_steps,
                               batch_size=run.budget.encoder_batch, lr=run.budget.encoder_lr,
-                              vit_stem=run.budget.vit_stem,
+                              vit_stem=run.budget.vit_stem, workers=run.budget.num_workers,
                               log_every=max(1, min(25, run.budget.encoder_steps)))
     return {"probe": probe}
 

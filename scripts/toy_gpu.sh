@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The toy recipe on one lent GPU, in one call of the device tool (run from the repository root):
+#   bash scripts/toy_gpu.sh        # writes $OUT/recipe.tar.gz, curriculum.tar.gz, long.tar.gz, log
+# Two jobs share the card (each keeps it mostly idle: 4.7M parameters, launch-bound):
+# A. `toy train` with the default budget (num_workers=WORKERS): the recipe's wall time on a GPU,
+#    stage by stage (recipe.jsonl), and its final model.
+# B. once A's training world exists: `train configs/toy/finetune.yaml` continued from the bundled
+#    model (the fifth run) at batch LONG_BATCH, for as many steps as fit before the deadline
+#    (a PROBE_STEPS-step probe measures the step time first): what more fine-tuning buys.
+# Everything stops by BUDGET_S seconds after the start; what finished is packed, each final model
+# in bf16 with its logs and metrics (the device tool returns at most 8 files of 16 MiB).
+# Scoring on held-out seeds is left to a CPU (`sphinx-mllm toy eval --model DIR`).
+# Dry run on a CPU: RECIPE_ARGS=--quick LONG_BATCH=4 PROBE_STEPS=4 BUDGET_S=300 bash scripts/toy_gpu.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+START=$SECONDS
+OUT=${OUT:-runs/toy-gpu} WORK=${WORK:-/tmp/toy-gpu} PY=${PY:-python3}
+BUDGET_S=${BUDGET_S:-540} WORKERS=${WORKERS:-4} RECIPE_ARGS=${RECIPE_ARGS:-}
+LONG_BATCH=${LONG_BATCH:-64} LONG_WORKERS=${LONG_WORKERS:-6} PROBE_STEPS=${PROBE_STEPS:-40}
+DEADLINE=$((START + BUDGET_S))
+mkdir -p "$OUT" "$WORK"
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PYTHONPATH=${PYTHONPATH:-src}
+LOG="$OUT/toy-gpu-log.txt"
+say() { echo "[$((SECONDS - START)) s] $*" | tee -a "$LOG"; }
+left() { echo $((DEADLINE - SECONDS - $1)); }  # seconds left before the deadline, less a margin
+{ date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null; nproc
+  $PY -c "import sys, torch, transformers; print(sys.version.split()[0], torch.__version__, transformers.__version__)"
+} 2>&1 | tee "$LOG"
+CLI=($PY -m sphinx_mllm.cli)
+RUN=$WORK/toy LONG=$WORK/long
+
+say "A: toy train $RECIPE_ARGS --set num_workers=$WORKERS"
+timeout "$(left 60)" "${CLI[@]}" toy train --out "$RUN" $RECIPE_ARGS --set "num_workers=$WORKERS" \
+    >"$WORK/recipe-stdout.txt" 2>&1 &
+A=$!
+
+# B waits for A's training world, then reads it through its own mixture copy
+while [ ! -f "$RUN/world/world.json" ] && kill -0 $A 2>/dev/null; do sleep 2; done
+say "B: world ready"
+mkdir -p "$LONG" && ln -sfn "$RUN/world" "$LONG/world"
+DATA=$($PY -c "from pathlib import Path; from sphinx_mllm.toy.recipe import Run, Budget, rebase_mixture
+print(rebase_mixture('data-all.yaml', Run(Path('$LONG'), Budget())))")
+long_cmd() {  # long_cmd OUT STEPS [overrides]: LONG_CMD = finetune.yaml from the bundled model
+    local out=$1 steps=$2; shift 2
+    LONG_CMD=("${CLI[@]}" train configs/toy/finetune.yaml "model=$PWD/src/sphinx_mllm/assets/toy-world"
+              "data=$DATA" "out=$out" "steps=$steps" "batch_size=$LONG_BATCH" seed=7
+              "num_workers=$LONG_WORKERS" "$@")
+}
+long_cmd "$LONG/probe" "$PROBE_STEPS" save_every=0
+timeout "$(left 60)" "${LONG_CMD[@]}" >"$WORK/long-probe.txt" 2>&1
+STEP_S=$($PY -c "import json
+s = [json.loads(x)['step_s'] for x in open('$LONG/probe/metrics.jsonl')]
+s = s[min(10, len(s) // 2):]  # past the first steps (workers starting, allocator warming)
+print(f'{sum(s) / len(s):.4f}')" 2>>"$LOG" || echo 1)
+STEPS=$($PY -c "print(max(20, int($(left 60) / ($STEP_S * 1.1))))")
+say "B: probe step ${STEP_S} s at batch $LONG_BATCH -> $STEPS steps"
+long_cmd "$LONG/run" "$STEPS" save_every=500 optim.warmup_steps=50
+timeout "$(left 40)" "${LONG_CMD[@]}" >"$WORK/long-stdout.txt" 2>&1
+say "B: exit $? ($(wc -l <"$LONG/run/metrics.jsonl" 2>/dev/null || echo 0) steps logged)"
+
+wait $A
+say "A: exit $?"
+tail -c 3000 "$WORK/recipe-stdout.txt" >>"$LOG"
+tail -c 3000 "$WORK/long-stdout.txt" >>"$LOG"
+cat "$RUN/recipe.jsonl" >>"$LOG" 2>/dev/null
+# pack: names relative to each run folder, only what exists
+pack() {  # pack ARCHIVE DIR PATH...
+    local archive=$1 dir=$2; shift 2
+    local have=(); for p in "$@"; do [ -e "$dir/$p" ] && have+=("$p"); done
+    [ ${#have[@]} -gt 0 ] && tar -czf "$OUT/$archive" -C "$dir" "${have[@]}"
+}
+pack recipe.tar.gz "$RUN" recipe.jsonl budget.json curves.png logs val mixed/choice.json \
+    encoders/probe.json encoders/metrics.jsonl pretrain/metrics.jsonl synthetic/metrics.jsonl \
+    curriculum/metrics.jsonl finetune/metrics.jsonl finetune/config.yaml finetune/final
+pack curriculum.tar.gz "$RUN" curriculum/final
+cp "$WORK/recipe-stdout.txt" "$OUT/" 2>/dev/null
+pack long.tar.gz "$LONG" probe/metrics.jsonl run/metrics.jsonl run/config.yaml run/final
+say "done; packed: $(ls "$OUT" | tr '\n' ' ')"
