@@ -250,13 +250,25 @@ def _pipeline(model: SphinxModel, tokenizer: Path, quantize: str | None,
     return Pipeline(model, Tokenizer.from_file(tokenizer), **engine_options)
 
 
+CPU_FP32_BELOW = 100_000_000
+"""Checkpoints with fewer parameters run in fp32 on a CPU whatever they are stored in: 400 MB at
+most, and this CPU's bf16 matmuls made the toy-world model's n = 300 evaluation 2.6x slower
+(7 min 22 s against 2 min 47 s, docs/toy-world.md)."""
+
+
+def _parameters(cfg) -> int:
+    return sum(p.numel() for p in build(cfg, device="meta").parameters())
+
+
 def load(path_or_preset: str | Path | None = None, device: str | torch.device | None = None,
          dtype: torch.dtype | None = None, preset: str | None = None,
          quantize: str | None = None, **engine_options) -> Pipeline:
     """A chat pipeline from a checkpoint directory (ours or a released SPHINX one), or a preset
     name with random weights; without one, the bundled toy-world model (:func:`bundled_model_path`).
-    Defaults: CUDA in bf16 when available, else CPU in the stored dtype, except the bundled
-    model, stored in bf16 for size and run in fp32 on a CPU (2.6x faster there, docs/toy-world.md).
+    Defaults: CUDA in bf16 when available; on a CPU, the stored dtype, except that a model of
+    fewer than :data:`CPU_FP32_BELOW` parameters runs in fp32 (the bundled model, stored in bf16
+    for size, and any toy-world checkpoint trained on a GPU: 2.6x faster there,
+    docs/toy-world.md).
     ``quantize`` ("int8" / "int4") quantizes the LLM's linear weights only
     (:func:`~sphinx_mllm.model.quantize.quantize_llm`); ``engine_options`` go to :class:`Engine`
     (``max_batch``, ``max_seq_len``, ``compile``, ``prefix_cache``).
@@ -270,8 +282,6 @@ def load(path_or_preset: str | Path | None = None, device: str | torch.device | 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if path_or_preset is None:
         path_or_preset = bundled_model_path()
-        if dtype is None and device.type == "cpu":
-            dtype = torch.float32  # 4.7M parameters: 19 MB, and CPU bf16 matmuls are the slower
     if dtype is None and device.type == "cuda":
         dtype = torch.bfloat16
     if str(path_or_preset) in PRESET_NAMES:
@@ -286,6 +296,8 @@ def load(path_or_preset: str | Path | None = None, device: str | torch.device | 
                                 "(ours: config.json + model.safetensors.index.json; released: "
                                 "meta.json + consolidated.XX-of-YY.model.pth)")
     source = checkpoint.open(path_or_preset, preset=preset)
+    if dtype is None and device.type == "cpu" and _parameters(source.config()) < CPU_FP32_BELOW:
+        dtype = torch.float32
     model = checkpoint.load_source(source, device=device, dtype=dtype)
     return _pipeline(model, source.tokenizer_path, quantize, engine_options)
 
