@@ -4,15 +4,16 @@
 # Two jobs share the card (each keeps it mostly idle: 4.7M parameters, launch-bound):
 # A. `toy train` with the default budget (num_workers=WORKERS): the recipe's wall time on a GPU,
 #    stage by stage (recipe.jsonl), and its final model.
-# B. once A's training world exists: `train configs/toy/finetune.yaml` continued from the bundled
-#    model (the fifth run; LONG_MODEL) at batch LONG_BATCH, for as many steps as fit before the deadline
-#    (a PROBE_STEPS-step probe measures the step time first): what more fine-tuning buys.
+# B. once A's training world exists: `train configs/toy/finetune.yaml` continued from LONG_MODEL
+#    (default: the bundled model) at batch LONG_BATCH, for as many steps as fit before the
+#    deadline (a PROBE_STEPS-step probe measures the step time first): what more fine-tuning buys.
 # Everything stops by BUDGET_S seconds after the start; what finished is packed, each final model
 # in bf16 with its logs and metrics (the device tool returns at most 8 files of 16 MiB).
 # Scoring on held-out seeds is left to a CPU (`sphinx-mllm toy eval --model DIR`).
-# Knobs: RECIPE=0 skips A (only its training world is generated); LONG_MODEL starts B from
-# another checkpoint (default: the bundled model).
-# Dry run on a CPU: RECIPE_ARGS=--quick LONG_BATCH=4 PROBE_STEPS=4 BUDGET_S=300 bash scripts/toy_gpu.sh
+# RECIPE=0 skips A (only its training world is generated). docs/toy-world.md ("Tenth run") has
+# what the two calls on an H200 measured.
+# Dry run on a CPU:
+#   RECIPE_ARGS=--quick LONG_BATCH=4 PROBE_STEPS=4 BUDGET_S=300 bash scripts/toy_gpu.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 START=$SECONDS
@@ -27,15 +28,16 @@ LOG="$OUT/toy-gpu-log.txt"
 say() { echo "[$((SECONDS - START)) s] $*" | tee -a "$LOG"; }
 left() { echo $((DEADLINE - SECONDS - $1)); }  # seconds left before the deadline, less a margin
 { date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null; nproc
-  $PY -c "import sys, torch, transformers; print(sys.version.split()[0], torch.__version__, transformers.__version__)"
+  $PY -c "import sys, torch, transformers as t; print(sys.version.split()[0], torch.__version__,
+t.__version__)"
 } 2>&1 | tee "$LOG"
 CLI=($PY -m sphinx_mllm.cli)
 RUN=$WORK/toy LONG=$WORK/long
 
 if [ "$RECIPE" = 1 ]; then
     say "A: toy train $RECIPE_ARGS --set num_workers=$WORKERS"
-    timeout "$(left 60)" "${CLI[@]}" toy train --out "$RUN" $RECIPE_ARGS --set "num_workers=$WORKERS" \
-        >"$WORK/recipe-stdout.txt" 2>&1 &
+    timeout "$(left 60)" "${CLI[@]}" toy train --out "$RUN" $RECIPE_ARGS \
+        --set "num_workers=$WORKERS" >"$WORK/recipe-stdout.txt" 2>&1 &
 else
     say "A: only the training world"
     "${CLI[@]}" toy generate --seed 0 --n 20000 --out "$RUN/world" >"$WORK/recipe-stdout.txt" 2>&1 &
@@ -46,9 +48,10 @@ A=$!
 while [ ! -f "$RUN/world/world.json" ] && kill -0 $A 2>/dev/null; do sleep 2; done
 say "B: world ready"
 mkdir -p "$LONG" && ln -sfn "$RUN/world" "$LONG/world"
-DATA=$($PY -c "from pathlib import Path; from sphinx_mllm.toy.recipe import Run, Budget, rebase_mixture
+DATA=$($PY -c "from pathlib import Path
+from sphinx_mllm.toy.recipe import Run, Budget, rebase_mixture
 print(rebase_mixture('data-all.yaml', Run(Path('$LONG'), Budget())))")
-long_cmd() {  # long_cmd OUT STEPS [overrides]: LONG_CMD = finetune.yaml from the bundled model
+long_cmd() {  # long_cmd OUT STEPS [overrides]: LONG_CMD = finetune.yaml from LONG_MODEL
     local out=$1 steps=$2; shift 2
     LONG_CMD=("${CLI[@]}" train configs/toy/finetune.yaml "model=$LONG_MODEL"
               "data=$DATA" "out=$out" "steps=$steps" "batch_size=$LONG_BATCH" seed=7

@@ -99,10 +99,9 @@ def test_presets_sized_for_the_toy_tokenizer_load_without_a_warning(preset):
 def test_small_checkpoints_run_in_fp32_on_a_cpu(tmp_path):
     """A toy-size checkpoint stored in bf16 (as a GPU run writes it) runs in fp32 on a CPU, like
     the bundled model, unless a dtype is asked for."""
+    from sphinx_mllm import build, load
     from sphinx_mllm.checkpoint import ours
     from sphinx_mllm.inference.pipeline import CPU_FP32_BELOW, _parameters, bundled_tokenizer_path
-
-    from sphinx_mllm import build, load
 
     model = build("toy", dtype=torch.bfloat16)
     assert _parameters(model.cfg) < CPU_FP32_BELOW

@@ -1,7 +1,7 @@
 """The bundled toy-world model: the default of `load()`, `chat` and `toy eval`, scored on a small
 held-out world with bounds set just under what it measured there (docs/toy-world.md has the
-n = 300 numbers; of the issue's targets only pose is reached), answering every task in its format (a
-number for the count questions, 17 named keypoints for pose, grounded boxes for detection), and
+n = 300 numbers; of the issue's targets only pose is reached), answering every task in its format
+(a number for the count questions, 17 named keypoints for pose, grounded boxes for detection), and
 REC in the picture's own pixels."""
 
 import json
