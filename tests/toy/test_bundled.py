@@ -20,7 +20,7 @@ SEED, N = 1003, 24
 # vqa_acc 0.411, highres_acc 0.412, caption_cider_synthetic 2.776, layout_map50 0.261, pose_pck10
 # 0.627 (rec_acc50 0.014, one box of 74, and det_map50 0 get no bound: too few hits to bound). A
 # random-weight model scores 0 on all five.
-LOWER_BOUNDS = {"vqa_acc": 0.37, "highres_acc": 0.36, "caption_cider_synthetic": 2.5,
+LOWER_BOUNDS = {"vqa_acc": 0.37, "highres_acc": 0.33, "caption_cider_synthetic": 2.5,
                 "layout_map50": 0.23, "pose_pck10": 0.55}
 
 

@@ -257,6 +257,7 @@ most, and this CPU's bf16 matmuls made the toy-world model's n = 300 evaluation 
 
 
 def _parameters(cfg) -> int:
+    """Parameters of a model of ``cfg``, counted on ``meta`` (no memory, no weights read)."""
     return sum(p.numel() for p in build(cfg, device="meta").parameters())
 
 

@@ -277,6 +277,8 @@ def step_batches(seed: int, steps: int, batch_size: int, cfg: SphinxConfig, work
 
 
 def _as_is(batch):
+    """The batch as drawn (the default collation would take the :class:`Targets` apart); at
+    module level so that worker processes can pickle it."""
     return batch
 
 

@@ -114,8 +114,8 @@ class Budget:
 
 GPU_WORKERS = 4
 """DataLoader processes per training stage when CUDA is available: on an H200 the stages' steps
-took 0.04-0.07 s (docs/toy-world.md, "Tenth run") against 0.016 s to draw a finetune batch of 16
-and 0.046 s for the encoder stage's 16 pictures in one process."""
+took 0.04-0.10 s on average, against 0.016 s to draw a finetune batch of 16 and 0.046 s for the
+encoder stage's 16 pictures in one process (docs/toy-world.md, "Tenth run")."""
 
 FULL_MINUTES = 82.0
 """Wall-clock minutes of the default :class:`Budget`'s stages after the world and tokenizer, on 2
