@@ -424,7 +424,8 @@ def cmd_toy_eval(args) -> int:
 def cmd_toy_tokenizer(args) -> int:
     from .toy.tokenizer import train_tokenizer
 
-    tokenizer = train_tokenizer(args.world, args.out, vocab_size=args.vocab_size)
+    tokenizer = train_tokenizer(args.world, args.out, vocab_size=args.vocab_size,
+                                coordinate_pieces=args.coordinate_pieces)
     print(f"wrote {args.out} ({tokenizer.vocab_size} pieces)")
     return 0
 
@@ -474,6 +475,8 @@ def add_toy_commands(sub) -> None:
     tok.add_argument("--world", required=True, help="a generated training world")
     tok.add_argument("--out", required=True, help="the .model file to write")
     tok.add_argument("--vocab-size", type=int, default=1024, help="upper bound on pieces")
+    tok.add_argument("--coordinate-pieces", action="store_true",
+                     help="one piece per coordinate (0.37) instead of digit by digit (0 . 3 7)")
     tok.set_defaults(func=cmd_toy_tokenizer)
 
     enc = toy_sub.add_parser("encoders", help="pre-train the toy-world encoders (dense supervision)")

@@ -9,6 +9,7 @@ from sphinx_mllm.tasks import (COCO_KEYPOINTS, Box, Detection, Keypoints, Point,
                                format_box, format_boxes, format_detections, format_keypoints,
                                ground, parse, parse_boxes, parse_detections, parse_keypoints,
                                strip_grounding)
+from sphinx_mllm.tasks.formats import coordinate_texts
 
 
 def test_writer_uses_two_decimals_clamped_and_semicolons():
@@ -16,6 +17,15 @@ def test_writer_uses_two_decimals_clamped_and_semicolons():
     assert format_box(boxes[0]) == "[0.10,0.20,0.30,0.40]"
     assert format_boxes(boxes) == "[0.10,0.20,0.30,0.40;0.00,0.56,1.00,1.00]"
     assert ground("blue backpack", boxes[:1]) == "<p>blue backpack</p> [0.10,0.20,0.30,0.40]"
+
+
+def test_coordinate_texts_are_every_value_the_writer_can_write():
+    texts = coordinate_texts()
+    assert len(texts) == 101 and texts[:2] == ["0.00", "0.01"] and texts[-1] == "1.00"
+    rng = random.Random(0)
+    for _ in range(200):
+        body = format_box(Box(*(rng.uniform(-0.2, 1.2) for _ in range(4))))[1:-1]
+        assert set(body.split(",")) <= set(texts)
 
 
 def test_detections_and_keypoints_text():

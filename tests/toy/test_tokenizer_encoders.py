@@ -1,4 +1,5 @@
-"""The world tokenizer (digits split, grounding tags whole) and the encoder pre-training stage."""
+"""The world tokenizer (coordinates whole, other digits split, grounding tags whole) and the
+encoder pre-training stage."""
 
 import numpy as np
 import pytest
@@ -7,24 +8,59 @@ import torch
 from sphinx_mllm import build
 from sphinx_mllm.config import TOY_VOCAB
 from sphinx_mllm.tasks import Box
+from sphinx_mllm.tasks.formats import coordinate_texts
 from sphinx_mllm.toy.encoders import (COUNTED, IGNORE, ITEM_KINDS, make_batch, picture_targets,
                                       pretrain_encoders, probe)
-from sphinx_mllm.toy.tokenizer import train_tokenizer
+from sphinx_mllm.toy.tokenizer import init_coordinate_rows, train_tokenizer
 from sphinx_mllm.toy.world import Picture, Thing
+
+
+GROUNDED = "<p>left knee</p> [0.37,0.50] <p>red circle</p> [0.05,0.10,0.95,1.00] 12 of 3"
+
+
+def _digit_pieces(tok, text):
+    pieces = [tok.sp.id_to_piece(i) for i in tok.encode(text)]
+    return pieces, [p for p in pieces if any(c.isdigit() for c in p)]
 
 
 def test_world_tokenizer(train_world, tmp_path):
     tok = train_tokenizer(train_world, tmp_path / "world.model")
     assert 256 < tok.vocab_size <= TOY_VOCAB
     assert (tok.bos_id, tok.eos_id) == (1, 2)
-    text = "<p>left knee</p> [0.37,0.50] <p>red circle</p> [0.05,0.10,0.95,1.00]"
-    pieces = [tok.sp.id_to_piece(i) for i in tok.encode(text)]
-    assert [p for p in pieces if any(c.isdigit() for c in p)] == list("037050005010095100")
+    pieces, digits = _digit_pieces(tok, GROUNDED)
+    assert digits == list("037050005010095100123")
     assert pieces.count("<p>") == 2 and pieces.count("</p>") == 2
-    assert tok.decode(tok.encode(text)) == text
+    assert tok.decode(tok.encode(GROUNDED)) == GROUNDED
     ids, spans = tok.encode_with_offsets("### Human: What color is the circle?\n### Assistant: red\n###")
     assert len(ids) == len(spans)
     assert len(tok.encode("What color is the triangle?")) <= 8  # world words are whole pieces
+
+
+def test_world_tokenizer_with_coordinate_pieces(train_world, tmp_path):
+    """``coordinate_pieces``: each of the 101 coordinates one piece, other numbers digit by digit."""
+    tok = train_tokenizer(train_world, tmp_path / "world.model", coordinate_pieces=True)
+    assert tok.vocab_size <= TOY_VOCAB
+    pieces, digits = _digit_pieces(tok, GROUNDED)
+    assert digits == ["0.37", "0.50", "0.05", "0.10", "0.95", "1.00", "1", "2", "3"]
+    assert all(tok.sp.piece_to_id(c) != tok.sp.unk_id() for c in coordinate_texts())
+    assert pieces.count("<p>") == 2 and tok.decode(tok.encode(GROUNDED)) == GROUNDED
+
+
+def test_coordinate_rows_are_ordered(train_world, tmp_path):
+    """``init_coordinate_rows``: the 101 coordinate pieces get rows whose similarity falls with
+    the distance of their values, in both LLM tables, at each table's mean row length."""
+    tok = train_tokenizer(train_world, tmp_path / "world.model", coordinate_pieces=True)
+    model = build("toy-world")
+    norms = [t.norm(dim=1).mean() for t in (model.llm.tok_embeddings.weight, model.llm.output.weight)]
+    assert init_coordinate_rows(model, tok) == 101
+    ids = [tok.sp.piece_to_id(t) for t in coordinate_texts()]
+    for table, norm in zip((model.llm.tok_embeddings.weight, model.llm.output.weight), norms):
+        rows = torch.nn.functional.normalize(table[ids].detach(), dim=1)
+        near, mid, far = (float(rows[50] @ rows[50 + d]) for d in (1, 3, 20))
+        assert near > 0.9 and 0.4 < mid < 0.8 and abs(far) < 0.1
+        assert float(table[ids].norm(dim=1).mean()) == pytest.approx(float(norm), rel=1e-3)
+    digits = train_tokenizer(train_world, tmp_path / "digits.model")
+    assert init_coordinate_rows(build("toy-world"), digits) == 0
 
 
 def test_targets_of_one_shape():

@@ -75,6 +75,13 @@ def _num(value: float) -> str:
     return f"{min(max(value, 0.0), 1.0):.{DECIMALS}f}"
 
 
+def coordinate_texts() -> list[str]:
+    """Every coordinate text the formats can write, in order: ``0.00``, ``0.01``, ..., ``1.00``
+    (a tokenizer may make each one piece: ``toy.tokenizer``)."""
+    scale = 10 ** DECIMALS
+    return [_num(i / scale) for i in range(scale + 1)]
+
+
 def _clean_phrase(phrase: str) -> str:
     """Phrases may not contain the markup characters, or the parser could not find them again."""
     return phrase.replace("[", "(").replace("]", ")").replace("<", "").replace(">", "").strip()

@@ -63,6 +63,8 @@ class Budget:
     encoder_batch: int = 16
     encoder_lr: float = 3e-3
     vit_stem: str = "patch"  # "conv": the sixth and seventh runs' CLIP / DINOv2 (docs/toy-world.md)
+    coordinate_pieces: bool = False  # one tokenizer piece per coordinate, ordered rows (eleventh
+    # run; toy.tokenizer)
     pretrain_steps: int = 120
     synthetic_steps: int = 50
     betas: tuple[float, ...] = (0.0, 0.5, 1.0)
@@ -254,7 +256,8 @@ def _world(seed: int, n_of: Callable[[Budget], int], folder: str, max_things: in
 
 def _tokenizer(run: Run) -> None:
     from .tokenizer import train_tokenizer
-    train_tokenizer(run.path("world"), run.path("tokenizer.model"))
+    train_tokenizer(run.path("world"), run.path("tokenizer.model"),
+                    coordinate_pieces=run.budget.coordinate_pieces)
 
 
 def _encoders(run: Run) -> dict:
