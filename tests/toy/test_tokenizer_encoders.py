@@ -11,7 +11,7 @@ from sphinx_mllm.tasks import Box
 from sphinx_mllm.tasks.formats import coordinate_texts
 from sphinx_mllm.toy.encoders import (COUNTED, IGNORE, ITEM_KINDS, make_batch, picture_targets,
                                       pretrain_encoders, probe)
-from sphinx_mllm.toy.tokenizer import init_coordinate_rows, train_tokenizer
+from sphinx_mllm.toy.tokenizer import train_tokenizer
 from sphinx_mllm.toy.world import Picture, Thing
 
 
@@ -44,23 +44,6 @@ def test_world_tokenizer_with_coordinate_pieces(train_world, tmp_path):
     assert digits == ["0.37", "0.50", "0.05", "0.10", "0.95", "1.00", "1", "2", "3"]
     assert all(tok.sp.piece_to_id(c) != tok.sp.unk_id() for c in coordinate_texts())
     assert pieces.count("<p>") == 2 and tok.decode(tok.encode(GROUNDED)) == GROUNDED
-
-
-def test_coordinate_rows_are_ordered(train_world, tmp_path):
-    """``init_coordinate_rows``: the 101 coordinate pieces get rows whose similarity falls with
-    the distance of their values, in both LLM tables, at each table's mean row length."""
-    tok = train_tokenizer(train_world, tmp_path / "world.model", coordinate_pieces=True)
-    model = build("toy-world")
-    norms = [t.norm(dim=1).mean() for t in (model.llm.tok_embeddings.weight, model.llm.output.weight)]
-    assert init_coordinate_rows(model, tok) == 101
-    ids = [tok.sp.piece_to_id(t) for t in coordinate_texts()]
-    for table, norm in zip((model.llm.tok_embeddings.weight, model.llm.output.weight), norms):
-        rows = torch.nn.functional.normalize(table[ids].detach(), dim=1)
-        near, mid, far = (float(rows[50] @ rows[50 + d]) for d in (1, 3, 20))
-        assert near > 0.9 and 0.4 < mid < 0.8 and abs(far) < 0.1
-        assert float(table[ids].norm(dim=1).mean()) == pytest.approx(float(norm), rel=1e-3)
-    digits = train_tokenizer(train_world, tmp_path / "digits.model")
-    assert init_coordinate_rows(build("toy-world"), digits) == 0
 
 
 def test_targets_of_one_shape():

@@ -481,7 +481,7 @@ def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "
     from ..config import SphinxConfig, with_vit_stem
     from ..model import build
     from ..tokenizer import Tokenizer
-    from .tokenizer import init_coordinate_rows
+    from .positions import init_coordinate_rows
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
