@@ -205,8 +205,6 @@ class SphinxConfig:
     convnext: ConvNextConfig | None = None
     dinov2: Dinov2Config | None = None
     qformer: QFormerConfig | None = None
-    image_positions: bool = False  # a learned vector per visual-token slot, added to the visual
-    # tokens (zero at init): not in SPHINX; the toy world's decoder could not tell the views apart
 
     def __post_init__(self) -> None:
         for key, cls in (("llm", LLMConfig), ("clip", ClipConfig), ("convnext", ConvNextConfig),

@@ -45,20 +45,6 @@ def test_conv_stem_round_trips_under_its_own_canonical_names(tmp_path):
         assert k == k2 and torch.equal(a, b)
 
 
-@torch.no_grad()
-def test_image_positions_round_trip(tmp_path):
-    import dataclasses
-
-    from sphinx_mllm.config import SphinxConfig
-
-    model = sphinx_mllm.build(dataclasses.replace(SphinxConfig.from_name("toy"), image_positions=True))
-    model.image_pos.normal_()
-    ours.save(model, bundled_tokenizer_path(), tmp_path)
-    assert "image_pos" in json.loads((tmp_path / ours.INDEX).read_text())["weight_map"]
-    again = ours.load(tmp_path)
-    assert again.cfg.image_positions and torch.equal(again.image_pos, model.image_pos)
-
-
 def test_load_with_dtype_casts(tmp_path):
     ours.save(sphinx_mllm.build("toy"), bundled_tokenizer_path(), tmp_path)
     assert ours.load(tmp_path, dtype=torch.bfloat16).llm.output.weight.dtype == torch.bfloat16

@@ -123,23 +123,3 @@ def test_training_forward_keeps_no_state_and_backpropagates(toy_model):
         torch.testing.assert_close(model(ids), first.detach())  # nothing carried between calls
         shorter = model(ids[:, :3])
     torch.testing.assert_close(shorter, first.detach()[:, :3], atol=1e-5, rtol=1e-5)  # causal
-
-
-@torch.no_grad()
-def test_image_positions_start_at_zero_and_mark_each_slot(toy_model):
-    """``image_positions``: one learned vector per visual-token slot, added to the visual tokens;
-    zero at init, so a model given them answers exactly as before until they train."""
-    import dataclasses
-
-    cfg = dataclasses.replace(toy_model.cfg, image_positions=True)
-    model = build(cfg)
-    assert model.load_state_dict(toy_model.state_dict(), strict=False).missing_keys == ["image_pos"]
-    img = torch.randn(1, 3, 112, 112)
-    torch.testing.assert_close(model.encode_images(img), toy_model.encode_images(img))
-    model.image_pos.normal_()
-    torch.testing.assert_close(model.encode_images(img) - toy_model.encode_images(img),
-                               model.image_pos)
-    assert model.param_counts()["projector"] == (toy_model.param_counts()["projector"]
-                                                 + cfg.image_tokens * cfg.llm.dim)
-    apply_trainable(model)
-    assert model.image_pos.requires_grad  # trained with the start/end vectors

@@ -59,7 +59,6 @@ RULES: tuple[Rule, ...] = (
     _one("layers.{rest}", "llm.layers.{rest}"),
     _one("start_img", "start_img"),
     _one("end_img", "end_img"),
-    _one("image_pos", "image_pos"),  # ``image_positions`` (toy world only: the name is ours)
     _one("visual_proj.{rest}", "visual_proj.{rest}"),
     _one("qformer_proj.{rest}", "qformer_proj.{rest}"),
     # BLIP-2 vision tower, query tokens and Q-Former: transformers names on both sides

@@ -21,9 +21,6 @@ class SphinxModel(nn.Module):
         self.cfg = cfg
         self.encoders = nn.ModuleDict({k: ENCODERS[k](cfg.encoder(k)) for k in cfg.encoder_kinds})
         self.visual_proj, self.qformer_proj, self.start_img, self.end_img = _new_adapters(cfg)
-        # which view and grid cell each visual token is (cfg.image_positions; zero: SPHINX's input)
-        self.image_pos = (nn.Parameter(torch.zeros(1, cfg.image_tokens, cfg.llm.dim))
-                          if cfg.image_positions else None)
         self.llm = Transformer(cfg.llm)
 
     # --- where and in what ------------------------------------------------------------------
@@ -69,8 +66,7 @@ class SphinxModel(nn.Module):
         end = self.end_img.to(dtype).expand(tokens.shape[0], -1, -1)
         tokens = torch.cat([start, tokens, end], dim=1)  # (V*N, tokens_per_view, dim)
         # view-major -> per image: [global, crop_0, ...] concatenated along the sequence
-        tokens = tokens.unflatten(0, (self.cfg.num_views, n)).transpose(0, 1).flatten(1, 2)
-        return tokens if self.image_pos is None else tokens + self.image_pos.to(dtype)
+        return tokens.unflatten(0, (self.cfg.num_views, n)).transpose(0, 1).flatten(1, 2)
 
     @staticmethod
     def _encoder_dtype(encoder: nn.Module) -> torch.dtype:
@@ -122,8 +118,6 @@ class SphinxModel(nn.Module):
         with torch.device("cpu"):
             visual_proj, qformer_proj, start, end = _new_adapters(self.cfg)
         state = {"start_img": start.data, "end_img": end.data}
-        if self.image_pos is not None:
-            state["image_pos"] = torch.zeros_like(self.image_pos, device="cpu")
         for name, module in (("visual_proj", visual_proj), ("qformer_proj", qformer_proj)):
             if module is not None:
                 state.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
@@ -147,8 +141,6 @@ class SphinxModel(nn.Module):
             return sum(p.numel() for p in module.parameters())
         vision = {k: count(e) for k, e in self.encoders.items()}
         projector = count(self.visual_proj) + self.start_img.numel() + self.end_img.numel()
-        if self.image_pos is not None:
-            projector += self.image_pos.numel()
         if self.qformer_proj is not None:
             projector += count(self.qformer_proj)
         llm = count(self.llm)

@@ -480,8 +480,6 @@ def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "
     from ..checkpoint import ours
     from ..config import SphinxConfig, with_vit_stem
     from ..model import build
-    from ..tokenizer import Tokenizer
-    from .positions import init_coordinate_rows
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -499,6 +497,5 @@ def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "
     save_file({k: v.cpu() for k, v in heads.state_dict().items()}, out / "heads.safetensors")
     metrics = probe(model, heads, n=probe_pictures)
     (out / "probe.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    init_coordinate_rows(model, Tokenizer.from_file(tokenizer))  # a no-op without such pieces
     ours.save(model.cpu(), tokenizer, out / "final")
     return metrics

@@ -63,8 +63,8 @@ class Budget:
     encoder_batch: int = 16
     encoder_lr: float = 3e-3
     vit_stem: str = "patch"  # "conv": the sixth and seventh runs' CLIP / DINOv2 (docs/toy-world.md)
-    coordinate_pieces: bool = False  # one tokenizer piece per coordinate, ordered rows (eleventh
-    # run; toy.tokenizer)
+    coordinate_pieces: bool = False  # one tokenizer piece per coordinate (eleventh run;
+    # toy.tokenizer)
     pretrain_steps: int = 120
     synthetic_steps: int = 50
     betas: tuple[float, ...] = (0.0, 0.5, 1.0)

@@ -9,9 +9,8 @@ coordinate ``0.37`` is the four pieces ``0 . 3 7``, whatever the neighbouring ch
 ``coordinate_pieces`` (the eleventh run, docs/toy-world.md) every coordinate is one piece instead:
 the 101 texts ``0.00`` ... ``1.00`` that the box and point formats write
 (:func:`~sphinx_mllm.tasks.formats.coordinate_texts`) are user-defined symbols, so the model writes
-a coordinate as one 101-way choice, the classification the encoder stage's coordinate heads make,
-and :func:`~sphinx_mllm.toy.positions.init_coordinate_rows` gives those pieces ordered rows. The grounding tags ``<p>`` and
-``</p>`` are single pieces.
+a coordinate as one 101-way choice, the classification the encoder stage's coordinate heads
+make. The grounding tags ``<p>`` and ``</p>`` are single pieces.
 """
 
 from __future__ import annotations

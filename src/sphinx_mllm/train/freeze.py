@@ -13,7 +13,7 @@ def part_of(name: str) -> str:
     head = name.split(".", 1)[0]
     if head in ("visual_proj", "qformer_proj"):
         return "projector"
-    if head in ("start_img", "end_img", "image_pos"):  # vectors placed among the visual tokens
+    if head in ("start_img", "end_img"):
         return "start_end"
     if head in ("llm", "encoders"):
         return head
