@@ -1,5 +1,5 @@
-"""The world tokenizer (coordinates whole, other digits split, grounding tags whole) and the
-encoder pre-training stage."""
+"""The world tokenizer (digits split, or each coordinate one piece; grounding tags whole) and
+the encoder pre-training stage."""
 
 import numpy as np
 import pytest

@@ -69,4 +69,3 @@ def train_tokenizer(world: str | Path, out: str | Path, vocab_size: int = DEFAUL
     tmp.write_bytes(model.getvalue())
     tmp.replace(out)
     return Tokenizer.from_file(out)
-
