@@ -258,7 +258,7 @@ most, and this CPU's bf16 matmuls made the toy-world model's n = 300 evaluation 
 
 def _parameters(cfg) -> int:
     """Parameters of a model of ``cfg``, counted on ``meta`` (no memory, no weights read)."""
-    return sum(p.numel() for p in build(cfg, device="meta").parameters())
+    return build(cfg, device="meta").param_counts()["total"]
 
 
 def load(path_or_preset: str | Path | None = None, device: str | torch.device | None = None,
