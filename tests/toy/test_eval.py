@@ -2,12 +2,13 @@
 model runs end to end through the CLI with the exact JSON keys."""
 
 import json
+import re
 
 import pytest
 
 from sphinx_mllm import cli
-from sphinx_mllm.toy.evaluate import (SUMMARY_KEYS, load_world_items, reference_answers,
-                                      score_world)
+from sphinx_mllm.toy.evaluate import (SUMMARY_KEYS, load_world_items, objects_per_scene,
+                                      reference_answers, score_world)
 
 
 def test_perfect_answers_score_one(eval_world):
@@ -21,6 +22,8 @@ def test_perfect_answers_score_one(eval_world):
             assert summary[key] == pytest.approx(1.0), key
     assert set(result["vqa_families"]) == {"colour", "shape", "count", "highres"}
     assert all(v == pytest.approx(1.0) for v in result["vqa_families"].values())
+    assert set(result["rec_by_objects"]) <= {1, 2, 3, 4, 5} and len(result["rec_by_objects"]) > 1
+    assert all(v == pytest.approx(1.0) for v in result["rec_by_objects"].values())
     # one synthetic reference per picture, answered verbatim: CIDEr-D's maximum (10)
     assert summary["caption_cider_synthetic"] == pytest.approx(10.0)
     assert summary["caption_cider_web"] > 1.0
@@ -45,7 +48,23 @@ def test_shifted_boxes_fail_rec(eval_world):
         w = b.x2 - b.x1
         shifted.append({**record, "answer": f"[{b.x1 + w:.2f},{b.y1:.2f},{b.x2 + w:.2f},{b.y2:.2f}]"})
     answers["rec"] = shifted
-    assert score_world(eval_world, answers, items)["summary"]["rec_acc50"] < 0.05
+    result = score_world(eval_world, answers, items)
+    assert result["summary"]["rec_acc50"] < 0.05
+    assert all(v < 0.05 for v in result["rec_by_objects"].values())
+
+
+def test_rec_by_objects_groups_by_the_shapes_in_the_scene(eval_world):
+    """Only the expressions about one-shape scenes answered right: that group scores 1, the
+    others 0, and the groups' sizes come from the scenes' own instance counts."""
+    items = load_world_items(eval_world)
+    shapes = objects_per_scene(eval_world)
+    answers = reference_answers(items)
+    answers["rec"] = [record if shapes[item.image.name] == 1 else {**record, "answer": "none"}
+                      for item, record in zip(items["rec"], answers["rec"])]
+    by_objects = score_world(eval_world, answers, items)["rec_by_objects"]
+    assert by_objects[1] == pytest.approx(1.0)
+    assert all(v == 0.0 for count, v in by_objects.items() if count > 1)
+    assert set(by_objects) == {shapes[item.image.name] for item in items["rec"]}
 
 
 def test_toy_eval_cli_on_a_random_model(tmp_path, capsys):
@@ -61,6 +80,18 @@ def test_toy_eval_cli_on_a_random_model(tmp_path, capsys):
             assert value <= 1.0
     assert (tmp_path / "world" / "world.json").is_file()
     assert (tmp_path / "answers" / "vqa.answers.jsonl").is_file()
+
+
+def test_toy_eval_cli_scores_only_the_tasks_asked(tmp_path, capsys):
+    code = cli.main(["toy", "eval", "--model", "toy-world", "--seed", "1001", "--n", "8",
+                     "--tasks", "rec", "--max-new-tokens", "3", "--out", str(tmp_path)])
+    assert code == 0
+    assert re.search(r"^  rec \d shapes? +\d\.\d{3}$", capsys.readouterr().out, re.M)
+    assert [p.name for p in (tmp_path / "answers").glob("*.answers.jsonl")] == ["rec.answers.jsonl"]
+    scores = json.loads((tmp_path / "answers" / "scores.json").read_text())
+    assert scores["summary"]["rec_acc50"] is not None and scores["summary"]["vqa_acc"] is None
+    with pytest.raises(SystemExit, match="unknown vqq"):
+        cli.main(["toy", "eval", "--model", "toy-world", "--seed", "1001", "--tasks", "rec,vqq"])
 
 
 def test_toy_eval_refuses_training_seeds():

@@ -91,12 +91,26 @@ def load_world_items(world: str | Path) -> dict[str, list[Item]]:
     return {t.name: t.items(world, split) for t in toy_tasks()}
 
 
+def task_names() -> tuple[str, ...]:
+    """Names of the toy tasks, in the order :func:`evaluate` answers them."""
+    return tuple(t.name for t in toy_tasks())
+
+
 def question_families(world: str | Path) -> dict[str, str]:
     """VQA ``question_id`` (as a string) -> question family (colour, shape, count, highres)."""
     world = Path(world)
     split = read_manifest(world)["split"]
     data = read_json(world / f"v2_mscoco_{split}_annotations.json")
     return {str(a["question_id"]): a["question_family"] for a in data["annotations"]}
+
+
+def objects_per_scene(world: str | Path) -> dict[str, int]:
+    """Scene image file name -> number of shapes in it (from the RefCOCO folder's instances)."""
+    data = read_json(Path(world) / "refcoco" / "instances.json")
+    counts: dict[int, int] = defaultdict(int)
+    for ann in data["annotations"]:
+        counts[ann["image_id"]] += 1
+    return {image["file_name"]: counts[image["id"]] for image in data["images"]}
 
 
 def _fraction(value: float) -> float | None:
@@ -108,7 +122,9 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
     """Score answer records (per task: records with the benchmark's id fields + ``answer``).
 
     Returns ``{"summary": {SUMMARY_KEYS...}, "tasks": {task: metrics}, "vqa_families": {family:
-    accuracy fraction}}``. A summary value is None only when the world has no item for it.
+    accuracy fraction}, "rec_by_objects": {shapes in the scene: Acc@0.5 fraction}}``. A summary
+    value is None only when the world has no item for it. ``rec_by_objects`` tells whether REC
+    fails at reading a box (one shape) or at choosing the named shape among several.
     """
     items = items or load_world_items(world)
     tasks = {t.name: t for t in toy_tasks()}
@@ -127,6 +143,15 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
         vqa = tasks["vqa"].benchmark
         for family, family_items in sorted(by_family.items()):
             families[family] = _fraction(score_items(vqa, family_items, answers["vqa"])["accuracy"])
+    by_objects: dict[int, float | None] = {}
+    if items["rec"]:
+        shapes = objects_per_scene(world)
+        groups = defaultdict(list)
+        for item in items["rec"]:
+            groups[shapes[Path(item.image).name]].append(item)
+        rec = tasks["rec"].benchmark
+        for count, group in sorted(groups.items()):
+            by_objects[count] = _fraction(score_items(rec, group, answers["rec"])["acc50"])
 
     def get(task: str, key: str) -> float | None:
         return _fraction(metrics[task][key]) if task in metrics else None
@@ -138,7 +163,8 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
         "caption_cider_synthetic": get("caption_synthetic", "cider"),
         "highres_acc": families.get("highres"),
     }
-    return {"summary": summary, "tasks": metrics, "vqa_families": families}
+    return {"summary": summary, "tasks": metrics, "vqa_families": families,
+            "rec_by_objects": by_objects}
 
 
 def evaluate(pipeline: Any, world: str | Path, out: str | Path, *, batch_size: int = 16,
@@ -205,8 +231,9 @@ def reference_answers(items: Mapping[str, list[Item]]) -> dict[str, list[dict]]:
 
 def evaluate_seed(pipeline: Any, seed: int, n: int, out: str | Path | None = None, *,
                   batch_size: int = 16, max_new_tokens: int | None = None,
-                  progress: bool = False) -> dict:
-    """Generate held-out world ``seed`` with ``n`` pictures and :func:`evaluate` ``pipeline`` on it.
+                  progress: bool = False, tasks: Sequence[str] | None = None) -> dict:
+    """Generate held-out world ``seed`` with ``n`` pictures and :func:`evaluate` ``pipeline`` on it
+    (every task, or those named in ``tasks``).
 
     ``out`` keeps the world (``out/world``) and the answers (``out/answers``); by default both go
     to a temporary folder that is removed afterwards. Training seeds are refused.
@@ -216,7 +243,7 @@ def evaluate_seed(pipeline: Any, seed: int, n: int, out: str | Path | None = Non
         base = Path(out) if out is not None else Path(tmp)
         generate_world(seed, n, base / "world")
         result = evaluate(pipeline, base / "world", base / "answers", batch_size=batch_size,
-                          max_new_tokens=max_new_tokens, progress=progress)
+                          max_new_tokens=max_new_tokens, progress=progress, tasks=tasks)
     return {"seed": seed, "n": n, **result}
 
 
@@ -227,4 +254,6 @@ def format_scores(result: dict) -> str:
     lines = [f"toy world seed {result.get('seed')}, n = {result.get('n')}"]
     lines += [f"  {key:<26} {show(value)}" for key, value in result["summary"].items()]
     lines += [f"  vqa {family:<22} {show(value)}" for family, value in result["vqa_families"].items()]
+    lines += [f"  rec {f'{count} shape' + ('s' if count > 1 else ''):<22} {show(value)}"
+              for count, value in result.get("rec_by_objects", {}).items()]
     return "\n".join(lines)
