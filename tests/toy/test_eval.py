@@ -7,8 +7,9 @@ import re
 import pytest
 
 from sphinx_mllm import cli
-from sphinx_mllm.toy.evaluate import (SUMMARY_KEYS, load_world_items, objects_per_scene,
-                                      reference_answers, score_world)
+from sphinx_mllm.tasks import format_box
+from sphinx_mllm.toy.evaluate import (SUMMARY_KEYS, load_world_items, reference_answers,
+                                      score_world, shapes_per_scene)
 
 
 def test_perfect_answers_score_one(eval_world):
@@ -23,7 +24,8 @@ def test_perfect_answers_score_one(eval_world):
     assert set(result["vqa_families"]) == {"colour", "shape", "count", "highres"}
     assert all(v == pytest.approx(1.0) for v in result["vqa_families"].values())
     assert set(result["rec_by_objects"]) <= {1, 2, 3, 4, 5} and len(result["rec_by_objects"]) > 1
-    assert all(v == pytest.approx(1.0) for v in result["rec_by_objects"].values())
+    assert all(r["named"] == pytest.approx(1.0) for r in result["rec_by_objects"].values())
+    assert sum(r["n"] for r in result["rec_by_objects"].values()) == len(items["rec"])
     # one synthetic reference per picture, answered verbatim: CIDEr-D's maximum (10)
     assert summary["caption_cider_synthetic"] == pytest.approx(10.0)
     assert summary["caption_cider_web"] > 1.0
@@ -50,21 +52,29 @@ def test_shifted_boxes_fail_rec(eval_world):
     answers["rec"] = shifted
     result = score_world(eval_world, answers, items)
     assert result["summary"]["rec_acc50"] < 0.05
-    assert all(v < 0.05 for v in result["rec_by_objects"].values())
+    assert all(r["named"] < 0.05 for r in result["rec_by_objects"].values())
 
 
 def test_rec_by_objects_groups_by_the_shapes_in_the_scene(eval_world):
-    """Only the expressions about one-shape scenes answered right: that group scores 1, the
-    others 0, and the groups' sizes come from the scenes' own instance counts."""
+    """One-shape scenes answered right, the others with another shape's box: named 1 and other
+    0 for one shape, named 0 and other 1 for more; group sizes are the scenes' own counts."""
     items = load_world_items(eval_world)
-    shapes = objects_per_scene(eval_world)
+    shapes = shapes_per_scene(eval_world)
     answers = reference_answers(items)
-    answers["rec"] = [record if shapes[item.image.name] == 1 else {**record, "answer": "none"}
-                      for item, record in zip(items["rec"], answers["rec"])]
+    for k, item in enumerate(items["rec"]):
+        scene = shapes[item.image.name]
+        if len(scene) > 1:
+            named = max(scene, key=lambda b: b.iou(item.reference))
+            other = max((b for b in scene if b is not named), key=lambda b: -b.iou(named))
+            answers["rec"][k] = {**answers["rec"][k],
+                                 "answer": format_box(item.frame.box_to_square(other))}
     by_objects = score_world(eval_world, answers, items)["rec_by_objects"]
-    assert by_objects[1] == pytest.approx(1.0)
-    assert all(v == 0.0 for count, v in by_objects.items() if count > 1)
-    assert set(by_objects) == {shapes[item.image.name] for item in items["rec"]}
+    assert by_objects[1] == {"n": by_objects[1]["n"], "named": 1.0, "other": 0.0}
+    assert len(by_objects) > 1
+    for count, rec in by_objects.items():
+        if count > 1:
+            assert rec["named"] < 0.1 and rec["other"] > 0.9, (count, rec)
+    assert set(by_objects) == {len(shapes[item.image.name]) for item in items["rec"]}
 
 
 def test_toy_eval_cli_on_a_random_model(tmp_path, capsys):
@@ -86,7 +96,8 @@ def test_toy_eval_cli_scores_only_the_tasks_asked(tmp_path, capsys):
     code = cli.main(["toy", "eval", "--model", "toy-world", "--seed", "1001", "--n", "8",
                      "--tasks", "rec", "--max-new-tokens", "3", "--out", str(tmp_path)])
     assert code == 0
-    assert re.search(r"^  rec \d shapes? +\d\.\d{3}$", capsys.readouterr().out, re.M)
+    assert re.search(r"^  rec \d shapes? +\d\.\d{3}  \(another shape boxed: \d\.\d{3}, n = \d+\)$",
+                     capsys.readouterr().out, re.M)
     assert [p.name for p in (tmp_path / "answers").glob("*.answers.jsonl")] == ["rec.answers.jsonl"]
     scores = json.loads((tmp_path / "answers" / "scores.json").read_text())
     assert scores["summary"]["rec_acc50"] is not None and scores["summary"]["vqa_acc"] is None

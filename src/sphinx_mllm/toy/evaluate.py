@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 from ..data.files import read_json
 from ..eval.benchmarks import Benchmark, Item, get_benchmark
 from ..eval.benchmarks.base import task_prompt
+from ..eval.benchmarks.grounding import answer_box
 from ..eval.runner import generate_answers, json_safe, read_answers, score_items
 from ..tasks import (COCO_KEYPOINTS, Box, Detection, Detections, Keypoints, Point, format_box,
                      format_detections, format_keypoints)
@@ -104,13 +105,43 @@ def question_families(world: str | Path) -> dict[str, str]:
     return {str(a["question_id"]): a["question_family"] for a in data["annotations"]}
 
 
-def objects_per_scene(world: str | Path) -> dict[str, int]:
-    """Scene image file name -> number of shapes in it (from the RefCOCO folder's instances)."""
+def shapes_per_scene(world: str | Path) -> dict[str, list[Box]]:
+    """Scene image file name -> pixel boxes of its shapes (from the RefCOCO folder's instances)."""
     data = read_json(Path(world) / "refcoco" / "instances.json")
-    counts: dict[int, int] = defaultdict(int)
+    boxes: dict[int, list[Box]] = defaultdict(list)
     for ann in data["annotations"]:
-        counts[ann["image_id"]] += 1
-    return {image["file_name"]: counts[image["id"]] for image in data["images"]}
+        x, y, w, h = ann["bbox"]
+        boxes[ann["image_id"]].append(Box(x, y, x + w, y + h))
+    return {image["file_name"]: boxes[image["id"]] for image in data["images"]}
+
+
+def rec_by_objects(world: str | Path, items: Sequence[Item],
+                   answers: Mapping[Any, Mapping] | Sequence[Mapping]) -> dict[int, dict]:
+    """REC by the number of shapes in the scene: ``{count: {"n", "named", "other"}}``, where
+    ``named`` is Acc@0.5 (the refcoco scorer) and ``other`` the share of answers whose box
+    matches another shape of the scene (IoU >= 0.5) instead. A model that reads a shape's box
+    but does not choose the named one has ``other`` near ``named * (count - 1)``."""
+    rec = get_benchmark("refcoco")
+    if not isinstance(answers, Mapping):
+        answers = {rec.key(r): r for r in answers}
+    shapes = shapes_per_scene(world)
+    groups: dict[int, list[Item]] = defaultdict(list)
+    for item in items:
+        groups[len(shapes[Path(item.image).name])].append(item)
+    out = {}
+    for count, group in sorted(groups.items()):
+        other = 0
+        for item in group:
+            record = answers.get(rec.key(item.ids))
+            box = None if record is None else answer_box(str(record["answer"]), item)
+            if box is None:
+                continue
+            scene = shapes[Path(item.image).name]
+            named = max(range(len(scene)), key=lambda i: scene[i].iou(item.reference))
+            other += any(b.iou(box) >= 0.5 for i, b in enumerate(scene) if i != named)
+        out[count] = {"n": len(group), "named": _fraction(score_items(rec, group, answers)["acc50"]),
+                      "other": other / len(group)}
+    return out
 
 
 def _fraction(value: float) -> float | None:
@@ -122,9 +153,9 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
     """Score answer records (per task: records with the benchmark's id fields + ``answer``).
 
     Returns ``{"summary": {SUMMARY_KEYS...}, "tasks": {task: metrics}, "vqa_families": {family:
-    accuracy fraction}, "rec_by_objects": {shapes in the scene: Acc@0.5 fraction}}``. A summary
-    value is None only when the world has no item for it. ``rec_by_objects`` tells whether REC
-    fails at reading a box (one shape) or at choosing the named shape among several.
+    accuracy fraction}, "rec_by_objects": :func:`rec_by_objects`}``. A summary value is None only
+    when the world has no item for it. ``rec_by_objects`` tells whether REC fails at reading a
+    box (one shape) or at choosing the named shape among several.
     """
     items = items or load_world_items(world)
     tasks = {t.name: t for t in toy_tasks()}
@@ -143,15 +174,7 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
         vqa = tasks["vqa"].benchmark
         for family, family_items in sorted(by_family.items()):
             families[family] = _fraction(score_items(vqa, family_items, answers["vqa"])["accuracy"])
-    by_objects: dict[int, float | None] = {}
-    if items["rec"]:
-        shapes = objects_per_scene(world)
-        groups = defaultdict(list)
-        for item in items["rec"]:
-            groups[shapes[Path(item.image).name]].append(item)
-        rec = tasks["rec"].benchmark
-        for count, group in sorted(groups.items()):
-            by_objects[count] = _fraction(score_items(rec, group, answers["rec"])["acc50"])
+    by_objects = rec_by_objects(world, items["rec"], answers["rec"]) if items["rec"] else {}
 
     def get(task: str, key: str) -> float | None:
         return _fraction(metrics[task][key]) if task in metrics else None
@@ -254,6 +277,8 @@ def format_scores(result: dict) -> str:
     lines = [f"toy world seed {result.get('seed')}, n = {result.get('n')}"]
     lines += [f"  {key:<26} {show(value)}" for key, value in result["summary"].items()]
     lines += [f"  vqa {family:<22} {show(value)}" for family, value in result["vqa_families"].items()]
-    lines += [f"  rec {f'{count} shape' + ('s' if count > 1 else ''):<22} {show(value)}"
-              for count, value in result.get("rec_by_objects", {}).items()]
+    for count, rec in result.get("rec_by_objects", {}).items():
+        scene = f"{count} shape" + ("s" if int(count) > 1 else "")
+        lines.append(f"  rec {scene:<22} {show(rec['named'])}  (another shape boxed: "
+                     f"{show(rec['other'])}, n = {rec['n']})")
     return "\n".join(lines)
