@@ -97,6 +97,17 @@ def task_names() -> tuple[str, ...]:
     return tuple(t.name for t in toy_tasks())
 
 
+def check_tasks(tasks: Sequence[str]) -> list[str]:
+    """``tasks`` as a list when there is at least one and every name is a toy task, else
+    ValueError."""
+    tasks = list(tasks)
+    unknown = sorted(set(tasks) - set(task_names()))
+    if unknown or not tasks:
+        raise ValueError(f"tasks: {'unknown ' + ', '.join(unknown) if unknown else 'none given'}; "
+                         f"choose among {', '.join(task_names())}")
+    return tasks
+
+
 def question_families(world: str | Path) -> dict[str, str]:
     """VQA ``question_id`` (as a string) -> question family (colour, shape, count, highres)."""
     world = Path(world)
@@ -117,7 +128,8 @@ def shapes_per_scene(world: str | Path) -> dict[str, list[Box]]:
 
 def rec_by_objects(world: str | Path, items: Sequence[Item],
                    answers: Mapping[Any, Mapping] | Sequence[Mapping]) -> dict[int, dict]:
-    """REC by the number of shapes in the scene: ``{count: {"n", "named", "other"}}``, where
+    """REC by the number of shapes in the scene: ``{count: {"n", "named", "other"}}`` over the
+    answered expressions (``n`` of them; None for both shares when a group has none), where
     ``named`` is Acc@0.5 (the refcoco scorer) and ``other`` the share of answers whose box
     matches another shape of the scene (IoU >= 0.5) instead. A model that reads a shape's box
     but does not choose the named one has ``other`` near ``named * (count - 1)``."""
@@ -130,17 +142,21 @@ def rec_by_objects(world: str | Path, items: Sequence[Item],
         groups[len(shapes[Path(item.image).name])].append(item)
     out = {}
     for count, group in sorted(groups.items()):
+        answered = [item for item in group if rec.key(item.ids) in answers]
+        if not answered:
+            out[count] = {"n": 0, "named": None, "other": None}
+            continue
         other = 0
-        for item in group:
-            record = answers.get(rec.key(item.ids))
-            box = None if record is None else answer_box(str(record["answer"]), item)
+        for item in answered:
+            box = answer_box(str(answers[rec.key(item.ids)]["answer"]), item)
             if box is None:
                 continue
             scene = shapes[Path(item.image).name]
             named = max(range(len(scene)), key=lambda i: scene[i].iou(item.reference))
             other += any(b.iou(box) >= 0.5 for i, b in enumerate(scene) if i != named)
-        out[count] = {"n": len(group), "named": _fraction(score_items(rec, group, answers)["acc50"]),
-                      "other": other / len(group)}
+        acc50 = score_items(rec, answered, answers)["acc50"]
+        out[count] = {"n": len(answered), "named": _fraction(acc50),
+                      "other": other / len(answered)}
     return out
 
 
@@ -193,7 +209,8 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
 def evaluate(pipeline: Any, world: str | Path, out: str | Path, *, batch_size: int = 16,
              max_new_tokens: int | None = None, progress: bool = False,
              tasks: Sequence[str] | None = None) -> dict:
-    """Answer every toy task of ``world`` (or only those named in ``tasks``) with ``pipeline``
+    """Answer every toy task of ``world`` (or only those named in ``tasks``, checked by
+    :func:`check_tasks`) with ``pipeline``
     (greedy; answers resumable in ``out/<task>.answers.jsonl``) and score them with
     :func:`score_world`; the summary keys of tasks left out are None.
 
@@ -202,6 +219,7 @@ def evaluate(pipeline: Any, world: str | Path, out: str | Path, *, batch_size: i
     world, out = Path(world), Path(out)
     items = load_world_items(world)
     if tasks is not None:
+        tasks = check_tasks(tasks)
         items = {name: (found if name in tasks else []) for name, found in items.items()}
     answers = {}
     for task in toy_tasks():
@@ -262,6 +280,8 @@ def evaluate_seed(pipeline: Any, seed: int, n: int, out: str | Path | None = Non
     to a temporary folder that is removed afterwards. Training seeds are refused.
     """
     check_held_out_seed(seed)
+    if tasks is not None:
+        tasks = check_tasks(tasks)  # before the world is generated
     with tempfile.TemporaryDirectory(prefix="toy-eval-") as tmp:
         base = Path(out) if out is not None else Path(tmp)
         generate_world(seed, n, base / "world")
