@@ -210,9 +210,9 @@ def evaluate(pipeline: Any, world: str | Path, out: str | Path, *, batch_size: i
              max_new_tokens: int | None = None, progress: bool = False,
              tasks: Sequence[str] | None = None) -> dict:
     """Answer every toy task of ``world`` (or only those named in ``tasks``, checked by
-    :func:`check_tasks`) with ``pipeline``
-    (greedy; answers resumable in ``out/<task>.answers.jsonl``) and score them with
-    :func:`score_world`; the summary keys of tasks left out are None.
+    :func:`check_tasks`) with ``pipeline`` (greedy; answers resumable in
+    ``out/<task>.answers.jsonl``) and score them with :func:`score_world`; the summary keys of
+    tasks left out are None.
 
     ``max_new_tokens`` caps every task's budget (for smoke tests; None keeps each task's own).
     """
