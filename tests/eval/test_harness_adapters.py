@@ -88,3 +88,17 @@ def test_vlmeval_core_turns_a_message_into_one_chat():
     [(images, questions, sampling)] = pipe.calls
     assert images == ["/data/q1.jpg"] and questions == ["Question?\nA. x\nB. y"]
     assert sampling == {"max_new_tokens": 10, "temperature": 0.0, "top_p": 1.0}
+
+
+def test_lmms_core_loads_by_dtype_name_and_refuses_an_unknown_one(monkeypatch):
+    import torch
+
+    from sphinx_mllm.inference import pipeline as pipeline_module
+
+    loaded = []
+    monkeypatch.setattr(pipeline_module, "load", lambda name, device=None, dtype=None: loaded.append(dtype) or "pipe")
+    assert lmms_eval_model.SphinxLmmsCore(pretrained="toy", dtype="bfloat16").pipeline == "pipe"
+    lmms_eval_model.SphinxLmmsCore(pretrained="toy")
+    assert loaded == [torch.bfloat16, None]
+    with pytest.raises(ValueError, match="float32"):
+        lmms_eval_model.SphinxLmmsCore(pretrained="toy", dtype="half")

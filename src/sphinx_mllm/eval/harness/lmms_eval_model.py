@@ -64,15 +64,14 @@ class SphinxLmmsCore:
         if unused:
             warnings.warn(f"sphinx lmms-eval model ignores arguments {sorted(unused)}")
         if pipeline is None:
-            import torch
-
+            from ...constants import DTYPES
             from ...inference.pipeline import load
 
             if pretrained is None:
                 raise ValueError("pass pretrained=<checkpoint directory> (or a preset name)")
-
-            torch_dtype = getattr(torch, dtype) if dtype else None
-            pipeline = load(pretrained, device=device, dtype=torch_dtype)
+            if dtype and dtype not in DTYPES:
+                raise ValueError(f"dtype={dtype!r}: one of {', '.join(DTYPES)}")
+            pipeline = load(pretrained, device=device, dtype=DTYPES[dtype] if dtype else None)
         self.pipeline = pipeline
         self.batch_size = int(batch_size)
         self.max_new_tokens = int(max_new_tokens)
