@@ -405,7 +405,8 @@ def add_eval_commands(sub) -> None:
 def cmd_toy_generate(args) -> int:
     from .toy.dataset import generate_world
 
-    manifest = generate_world(args.seed, args.n, args.out, max_things=args.max_objects)
+    manifest = generate_world(args.seed, args.n, args.out, max_things=args.max_objects,
+                              min_things=args.min_objects)
     print(json.dumps(manifest))
     return 0
 
@@ -476,6 +477,9 @@ def add_toy_commands(sub) -> None:
     gen.add_argument("--out", required=True, help="output folder")
     gen.add_argument("--max-objects", type=int, default=5,
                      help="at most this many shapes per scene (1 for a curriculum world)")
+    gen.add_argument("--min-objects", type=int, default=1,
+                     help="at least this many shapes per scene (2 with --max-objects 2: scenes "
+                          "of exactly two shapes)")
     gen.set_defaults(func=cmd_toy_generate)
 
     tok = toy_sub.add_parser("tokenizer", help="train a SentencePiece tokenizer on a world's text")

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sphinx_mllm import cli
 from sphinx_mllm.toy import check_training_seed, check_training_world, generate_world
 from sphinx_mllm.toy.render import render
 from sphinx_mllm.toy.seeds import HELD_OUT_START, check_held_out_seed, split_for
@@ -45,6 +46,37 @@ def test_curriculum_worlds_cap_the_shapes():
     assert counts == {0, 1}  # 0: pages and people
     with pytest.raises(ValueError):
         sample_picture(0, 0, max_things=6)
+
+
+def test_two_shape_worlds_hold_exactly_two_and_the_default_world_is_unchanged(tmp_path):
+    # shapes per picture of world 0, drawn by the generator before min_things existed
+    assert [len(sample_picture(0, i).things) for i in range(12)] == [1, 4, 0, 0, 0, 0, 5, 4, 5, 2, 2, 0]
+    assert [len(sample_picture(0, i, max_things=2).things) for i in range(12)] == \
+        [1, 2, 0, 0, 0, 0, 1, 2, 1, 1, 1, 0]
+    scenes = [sample_picture(0, i, 2, min_things=2) for i in range(100)]
+    assert {len(p.things) for p in scenes if p.kind == "scene"} == {2}
+    for bad in ({"min_things": 0}, {"min_things": 3, "max_things": 2}, {"max_things": 6}):
+        with pytest.raises(ValueError, match="shapes per scene"):
+            sample_picture(0, 0, **bad)
+        with pytest.raises(ValueError, match="shapes per scene"):
+            generate_world(7, 2, tmp_path / "refused", **bad)
+    assert not (tmp_path / "refused").exists()  # refused before anything is written
+    manifest = generate_world(7, 8, tmp_path / "two", min_things=2, max_things=2)
+    assert (manifest["min_things"], manifest["max_things"]) == (2, 2)
+    instances = json.loads((tmp_path / "two" / "refcoco" / "instances.json").read_text())
+    per_image = Counter(a["image_id"] for a in instances["annotations"])
+    assert len(instances["images"]) > 0 and set(per_image.values()) == {2}
+    assert len(per_image) == len(instances["images"])
+
+
+def test_generate_cli_takes_the_range_of_shapes(tmp_path, capsys):
+    assert cli.main(["toy", "generate", "--seed", "7", "--n", "6", "--min-objects", "2",
+                     "--max-objects", "2", "--out", str(tmp_path / "w")]) == 0
+    manifest = json.loads(capsys.readouterr().out)
+    assert (manifest["min_things"], manifest["max_things"], manifest["n"]) == (2, 2, 6)
+    with pytest.raises(SystemExit, match="need 1 <= min <= max <= 5, got min 3, max 2"):
+        cli.main(["toy", "generate", "--seed", "7", "--n", "2", "--min-objects", "3",
+                  "--max-objects", "2", "--out", str(tmp_path / "x")])
 
 
 def test_objects_do_not_overlap_and_stay_inside():

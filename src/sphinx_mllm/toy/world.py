@@ -101,14 +101,23 @@ def picture_rng(seed: int, index: int) -> random.Random:
     return random.Random(f"toy-world:{seed}:{index}")
 
 
-def sample_picture(seed: int, index: int, max_things: int = MAX_THINGS) -> Picture:
+def check_things(min_things: int, max_things: int) -> None:
+    """Refuse a range of shapes per scene outside 1 <= min_things <= max_things <= 5."""
+    if not 1 <= min_things <= max_things <= MAX_THINGS:
+        raise ValueError(f"shapes per scene: need 1 <= min <= max <= {MAX_THINGS}, "
+                         f"got min {min_things}, max {max_things}")
+
+
+def sample_picture(seed: int, index: int, max_things: int = MAX_THINGS,
+                   min_things: int = 1) -> Picture:
     """The ground truth of picture ``index`` of world ``seed`` (no pixels; see ``render``).
 
-    ``max_things`` < 5 draws scenes of at most that many shapes (a curriculum world, e.g. one
-    object per scene first); it changes the world, so it is part of the world's identity.
+    Scenes hold ``min_things`` to ``max_things`` shapes, uniformly. Narrower than 1-5 makes a
+    curriculum world (one shape per scene first; exactly two to teach the choice between them);
+    it changes the world, so it is part of the world's identity. ``min_things`` 1 draws exactly
+    what worlds drew before it existed.
     """
-    if not 1 <= max_things <= MAX_THINGS:
-        raise ValueError(f"max_things must be in [1, {MAX_THINGS}], got {max_things}")
+    check_things(min_things, max_things)
     rng = picture_rng(seed, index)
     kind = rng.choices(KINDS, KIND_WEIGHTS)[0]
     if kind == "page":
@@ -119,7 +128,7 @@ def sample_picture(seed: int, index: int, max_things: int = MAX_THINGS) -> Pictu
     base = rng.randint(175, 225)
     rgb = tuple(min(255, base + rng.randint(-12, 12)) for _ in range(3))
     if kind == "scene":
-        return Picture(seed, index, kind, *SCENE_SIZE, background, rgb, things=_sample_things(rng, max_things))
+        return Picture(seed, index, kind, *SCENE_SIZE, background, rgb, things=_sample_things(rng, min_things, max_things))
     return Picture(seed, index, kind, *SCENE_SIZE, background, rgb, people=_sample_people(rng))
 
 
@@ -131,9 +140,9 @@ def _overlaps(box: Box, others: list[Box], gap: float) -> bool:
                and o.y1 < box.y2 + gap for o in others)
 
 
-def _sample_things(rng: random.Random, max_things: int) -> tuple[Thing, ...]:
+def _sample_things(rng: random.Random, min_things: int, max_things: int) -> tuple[Thing, ...]:
     width, height = SCENE_SIZE
-    wanted = rng.randint(1, max_things)
+    wanted = rng.randint(min_things, max_things)
     things: list[Thing] = []
     for _ in range(200):  # rejection sampling of non-overlapping positions
         if len(things) == wanted:
