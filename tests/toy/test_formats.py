@@ -109,3 +109,24 @@ def test_manifest_written_and_empty_world_refused(tmp_path):
     assert (tmp_path / "w" / "world.json").is_file() and manifest["n"] == 3
     with pytest.raises(ValueError):
         generate_world(2, 0, tmp_path / "empty")
+
+
+def test_every_toy_training_config_parses_and_the_two_shape_data_loads(tmp_path):
+    """Each configs/toy stage YAML parses; data-two-shapes.yaml, placed where it expects its
+    world, yields REC and REG turns about scenes of exactly two shapes."""
+    from sphinx_mllm.train.config import load_config
+
+    stages = [p for p in sorted(CONFIGS.glob("*.yaml")) if not p.name.startswith("data-")]
+    assert {"rec-two-shapes.yaml", "finetune.yaml"} <= {p.name for p in stages}
+    for path in stages:
+        cfg = load_config(path)
+        assert cfg.data.name.startswith("data-") and cfg.data.exists(), path
+    (tmp_path / "configs").mkdir()
+    shutil.copytree(CONFIGS, tmp_path / "configs" / "toy")
+    world = tmp_path / "runs" / "toy" / "world-2shapes"
+    generate_world(7, 16, world, min_things=2, max_things=2)
+    mixture = load_mixture(read_mixture_config(tmp_path / "configs" / "toy" / "data-two-shapes.yaml"))
+    assert len(mixture) > 0 and all(s.total == 0 for s in mixture.skips)
+    assert {s.task for s in mixture.samples} == {"rec", "reg"}
+    instances = json.loads((world / "refcoco" / "instances.json").read_text())
+    assert set(Counter(a["image_id"] for a in instances["annotations"]).values()) == {2}
