@@ -5,17 +5,21 @@
 # (default: the bundled model) at batch BATCH, for as many steps as fit before BUDGET_S seconds
 # (a PROBE_STEPS-step probe measures the step time first). It asks whether the choice between
 # two shapes, at even odds after 8,500 CPU steps of 16, comes with many more steps
-# (docs/toy-world.md, "Thirteenth run"). Scoring is left to a CPU, where pycocotools is installed:
+# (docs/toy-world.md, "Thirteenth run"). The world is PARTS two-shape worlds of N / PARTS
+# pictures (seeds 3, 4, ...), generated in parallel: one process takes about 4.5 ms a picture.
+# Scoring is left to a CPU, where pycocotools is installed:
 #   sphinx-mllm toy eval --model DIR --seed 1001 --n 300 --tasks rec
 # Dry run on a CPU:
-#   N=200 BATCH=4 PROBE_STEPS=4 BUDGET_S=240 WORKERS=0 bash scripts/toy_rec_gpu.sh
+#   N=200 PARTS=2 BATCH=4 PROBE_STEPS=4 BUDGET_S=150 WORKERS=0 bash scripts/toy_rec_gpu.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 START=$SECONDS
 OUT=${OUT:-runs/toy-rec-gpu} WORK=${WORK:-/tmp/toy-rec-gpu} PY=${PY:-python3}
-BUDGET_S=${BUDGET_S:-540} N=${N:-50000} BATCH=${BATCH:-64} PROBE_STEPS=${PROBE_STEPS:-100}
-WORKERS=${WORKERS:-6} MODEL=$(realpath "${MODEL:-src/sphinx_mllm/assets/toy-world}")
+BUDGET_S=${BUDGET_S:-540} N=${N:-50000} PARTS=${PARTS:-10} BATCH=${BATCH:-64}
+PROBE_STEPS=${PROBE_STEPS:-100} WORKERS=${WORKERS:-6}
+MODEL=$(realpath "${MODEL:-src/sphinx_mllm/assets/toy-world}")
 DEADLINE=$((START + BUDGET_S))
+rm -rf "$WORK"  # a warm machine keeps /tmp: never resume an earlier call's probe or run
 mkdir -p "$OUT" "$WORK"
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
 LOG="$OUT/toy-rec-gpu-log.txt"
@@ -23,32 +27,52 @@ say() { echo "[$((SECONDS - START)) s] $*" | tee -a "$LOG"; }
 left() {  # seconds left before the deadline, less a margin; at least 1 (`timeout 0` never stops)
     local n=$((DEADLINE - SECONDS - $1)); echo $((n > 1 ? n : 1))
 }
-{ date -u; nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null; nproc; } 2>&1 | tee "$LOG"
+fail() { say "$1"; tail -c 3000 "$2" >>"$LOG" 2>/dev/null; exit 1; }
+{ date -u; nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null; nproc; } 2>&1 \
+    | tee "$LOG"
 CLI=($PY -m sphinx_mllm.cli)
-# the world where the data config expects it (runs/ is not tracked)
-WORLD=runs/toy/world-2shapes
-if [ "$($PY -c "import json; print(json.load(open('$WORLD/world.json'))['n'])" 2>/dev/null)" != "$N" ]; then
-    say "world: $N pictures, two shapes per scene"
-    "${CLI[@]}" toy generate --seed 3 --n "$N" --min-objects 2 --max-objects 2 --out "$WORLD" \
-        >>"$LOG" 2>&1 || { say "world generation failed"; exit 1; }
-fi
+
+say "world: $PARTS x $((N / PARTS)) pictures, two shapes per scene"
+DATA=$WORK/data-two-shapes.yaml
+echo "META:" >"$DATA"
+pids=()
+for ((i = 0; i < PARTS; i++)); do
+    world=$WORK/world-$i
+    timeout -k 10 "$(left 120)" "${CLI[@]}" toy generate --seed $((3 + i)) --n $((N / PARTS)) \
+        --min-objects 2 --max-objects 2 --out "$world" >"$WORK/world-$i.txt" 2>&1 &
+    pids+=($!)
+    printf '  - {path: %s/refcoco, format: refcoco, turns: 4, split: train, root: %s/train, %s}\n' \
+        "$world" "$world" "type: image_text" >>"$DATA"
+done
+for ((i = 0; i < PARTS; i++)); do
+    wait "${pids[$i]}" || fail "world $i failed" "$WORK/world-$i.txt"
+done
+
 rec_cmd() {  # rec_cmd OUT STEPS [overrides]
     local out=$1 steps=$2; shift 2
-    REC_CMD=("${CLI[@]}" train configs/toy/rec-two-shapes.yaml "model=$MODEL" "out=$out"
-             "steps=$steps" "batch_size=$BATCH" "num_workers=$WORKERS" "$@")
+    REC_CMD=("${CLI[@]}" train configs/toy/rec-two-shapes.yaml "model=$MODEL" "data=$DATA"
+             "out=$out" "steps=$steps" "batch_size=$BATCH" "num_workers=$WORKERS" "$@")
 }
+say "probe: $PROBE_STEPS steps"
 rec_cmd "$WORK/probe" "$PROBE_STEPS" save_every=0
-timeout -k 10 "$(left 60)" "${REC_CMD[@]}" >"$WORK/probe-stdout.txt" 2>&1
+timeout -k 10 "$(left 60)" "${REC_CMD[@]}" >"$WORK/probe-stdout.txt" 2>&1 \
+    || fail "probe failed (exit $?)" "$WORK/probe-stdout.txt"
 STEP_S=$($PY -c "import json, statistics
 s = [json.loads(x)['step_s'] for x in open('$WORK/probe/metrics.jsonl')]
-print(f'{statistics.median(s[len(s) // 2:]):.4f}')" 2>>"$LOG" || echo 1)
+print(f'{statistics.median(s[len(s) // 2:]):.4f}')") || fail "probe wrote no metrics" "$LOG"
 STEPS=$($PY -c "print(max(20, int($(left 60) / ($STEP_S * 1.1))))")
 say "probe: ${STEP_S} s a step at batch $BATCH -> $STEPS steps"
 rec_cmd "$WORK/run" "$STEPS" save_every=1000
 timeout -k 10 "$(left 30)" "${REC_CMD[@]}" >"$WORK/run-stdout.txt" 2>&1
-say "run: exit $? ($(wc -l <"$WORK/run/metrics.jsonl" 2>/dev/null || echo 0) steps logged)"
+RC=$?
+say "run: exit $RC ($(wc -l 2>/dev/null <"$WORK/run/metrics.jsonl" || echo 0) steps logged)"
 tail -c 3000 "$WORK/run-stdout.txt" >>"$LOG"
+if [ ! -d "$WORK/run/final" ] && [ -d "$WORK/run/checkpoints" ]; then  # stopped by the deadline
+    "${CLI[@]}" export "$WORK/run" --out "$WORK/run/final" >>"$LOG" 2>&1 \
+        && say "run: its newest checkpoint exported as final"
+fi
 have=(); for p in probe/metrics.jsonl run/metrics.jsonl run/config.yaml run/final; do
     [ -e "$WORK/$p" ] && have+=("$p"); done
 [ ${#have[@]} -gt 0 ] && tar -czf "$OUT/rec.tar.gz" -C "$WORK" "${have[@]}"
 say "done; packed: $(ls "$OUT" | tr '\n' ' ')"
+exit $RC

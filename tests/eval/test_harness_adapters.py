@@ -96,7 +96,8 @@ def test_lmms_core_loads_by_dtype_name_and_refuses_an_unknown_one(monkeypatch):
     from sphinx_mllm.inference import pipeline as pipeline_module
 
     loaded = []
-    monkeypatch.setattr(pipeline_module, "load", lambda name, device=None, dtype=None: loaded.append(dtype) or "pipe")
+    monkeypatch.setattr(pipeline_module, "load",
+                        lambda name, device=None, dtype=None: loaded.append(dtype) or "pipe")
     assert lmms_eval_model.SphinxLmmsCore(pretrained="toy", dtype="bfloat16").pipeline == "pipe"
     lmms_eval_model.SphinxLmmsCore(pretrained="toy")
     assert loaded == [torch.bfloat16, None]

@@ -125,7 +125,8 @@ def test_every_toy_training_config_parses_and_the_two_shape_data_loads(tmp_path)
     shutil.copytree(CONFIGS, tmp_path / "configs" / "toy")
     world = tmp_path / "runs" / "toy" / "world-2shapes"
     generate_world(7, 16, world, min_things=2, max_things=2)
-    mixture = load_mixture(read_mixture_config(tmp_path / "configs" / "toy" / "data-two-shapes.yaml"))
+    data = tmp_path / "configs" / "toy" / "data-two-shapes.yaml"
+    mixture = load_mixture(read_mixture_config(data))
     assert len(mixture) > 0 and all(s.total == 0 for s in mixture.skips)
     assert {s.task for s in mixture.samples} == {"rec", "reg"}
     instances = json.loads((world / "refcoco" / "instances.json").read_text())

@@ -50,7 +50,8 @@ def test_curriculum_worlds_cap_the_shapes():
 
 def test_two_shape_worlds_hold_exactly_two_and_the_default_world_is_unchanged(tmp_path):
     # shapes per picture of world 0, drawn by the generator before min_things existed
-    assert [len(sample_picture(0, i).things) for i in range(12)] == [1, 4, 0, 0, 0, 0, 5, 4, 5, 2, 2, 0]
+    assert [len(sample_picture(0, i).things) for i in range(12)] == \
+        [1, 4, 0, 0, 0, 0, 5, 4, 5, 2, 2, 0]
     assert [len(sample_picture(0, i, max_things=2).things) for i in range(12)] == \
         [1, 2, 0, 0, 0, 0, 1, 2, 1, 1, 1, 0]
     scenes = [sample_picture(0, i, 2, min_things=2) for i in range(100)]

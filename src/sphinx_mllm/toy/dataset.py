@@ -237,7 +237,8 @@ def generate_world(seed: int, n: int, out: str | Path, *, text_lines: int | None
     _write_text_corpus(out / f"text_{split}.jsonl", seed, n if text_lines is None else text_lines)
     manifest = {
         "generator": "sphinx-mllm toy world", "version": GENERATOR_VERSION, "seed": seed, "n": n,
-        "max_things": max_things, "min_things": min_things, "split": split, "held_out": is_held_out(seed),
+        "max_things": max_things, "min_things": min_things, "split": split,
+        "held_out": is_held_out(seed),
         "pictures": dict(sorted(kinds.items())),
         "counts": {"instances": len(files.instances), "people": len(files.keypoints),
                    "layout_blocks": len(files.layout), "questions": len(files.questions),

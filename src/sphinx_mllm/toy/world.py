@@ -102,7 +102,7 @@ def picture_rng(seed: int, index: int) -> random.Random:
 
 
 def check_things(min_things: int, max_things: int) -> None:
-    """Refuse a range of shapes per scene outside 1 <= min_things <= max_things <= 5."""
+    """Refuse a range of shapes per scene outside 1 <= min_things <= max_things <= MAX_THINGS."""
     if not 1 <= min_things <= max_things <= MAX_THINGS:
         raise ValueError(f"shapes per scene: need 1 <= min <= max <= {MAX_THINGS}, "
                          f"got min {min_things}, max {max_things}")
@@ -112,7 +112,8 @@ def sample_picture(seed: int, index: int, max_things: int = MAX_THINGS,
                    min_things: int = 1) -> Picture:
     """The ground truth of picture ``index`` of world ``seed`` (no pixels; see ``render``).
 
-    Scenes hold ``min_things`` to ``max_things`` shapes, uniformly. Narrower than 1-5 makes a
+    Scenes draw ``min_things`` to ``max_things`` shapes, uniformly (fewer when 200 placement
+    tries find no free place, which is rare). Narrower than 1-5 makes a
     curriculum world (one shape per scene first; exactly two to teach the choice between them);
     it changes the world, so it is part of the world's identity. ``min_things`` 1 draws exactly
     what worlds drew before it existed.
@@ -128,7 +129,8 @@ def sample_picture(seed: int, index: int, max_things: int = MAX_THINGS,
     base = rng.randint(175, 225)
     rgb = tuple(min(255, base + rng.randint(-12, 12)) for _ in range(3))
     if kind == "scene":
-        return Picture(seed, index, kind, *SCENE_SIZE, background, rgb, things=_sample_things(rng, min_things, max_things))
+        return Picture(seed, index, kind, *SCENE_SIZE, background, rgb,
+                       things=_sample_things(rng, min_things, max_things))
     return Picture(seed, index, kind, *SCENE_SIZE, background, rgb, people=_sample_people(rng))
 
 
