@@ -54,6 +54,10 @@ def test_two_shape_worlds_hold_exactly_two_and_the_default_world_is_unchanged(tm
         [1, 4, 0, 0, 0, 0, 5, 4, 5, 2, 2, 0]
     assert [len(sample_picture(0, i, max_things=2).things) for i in range(12)] == \
         [1, 2, 0, 0, 0, 0, 1, 2, 1, 1, 1, 0]
+    # and the whole ground truth of its first 200 pictures, hashed from that generator's output
+    for max_things, digest in ((5, "79eec18be30907f6"), (2, "e030be6940fe4cc5")):
+        truth = repr([sample_picture(0, i, max_things) for i in range(200)]).encode()
+        assert hashlib.sha256(truth).hexdigest()[:16] == digest
     scenes = [sample_picture(0, i, 2, min_things=2) for i in range(100)]
     assert {len(p.things) for p in scenes if p.kind == "scene"} == {2}
     for bad in ({"min_things": 0}, {"min_things": 3, "max_things": 2}, {"max_things": 6}):

@@ -113,10 +113,10 @@ def sample_picture(seed: int, index: int, max_things: int = MAX_THINGS,
     """The ground truth of picture ``index`` of world ``seed`` (no pixels; see ``render``).
 
     Scenes draw ``min_things`` to ``max_things`` shapes, uniformly (fewer when 200 placement
-    tries find no free place, which is rare). Narrower than 1-5 makes a
-    curriculum world (one shape per scene first; exactly two to teach the choice between them);
-    it changes the world, so it is part of the world's identity. ``min_things`` 1 draws exactly
-    what worlds drew before it existed.
+    tries find no free place, which is rare). Narrower than 1-5 makes a curriculum world (one
+    shape per scene first; exactly two to teach the choice between them); it changes the world,
+    so it is part of the world's identity. ``min_things`` 1 draws exactly what worlds drew before
+    it existed.
     """
     check_things(min_things, max_things)
     rng = picture_rng(seed, index)
