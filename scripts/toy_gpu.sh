@@ -27,12 +27,8 @@ RECIPE=${RECIPE:-1} LONG_MODEL=$(realpath "${LONG_MODEL:-src/sphinx_mllm/assets/
 LONG_BATCH=${LONG_BATCH:-64} LONG_WORKERS=${LONG_WORKERS:-6} PROBE_STEPS=${PROBE_STEPS:-100}
 DEADLINE=$((START + BUDGET_S))
 mkdir -p "$OUT" "$WORK"
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
 LOG="$OUT/toy-gpu-log.txt"
-say() { echo "[$((SECONDS - START)) s] $*" | tee -a "$LOG"; }
-left() {  # seconds left before the deadline, less a margin; at least 1 (`timeout 0` never stops)
-    local n=$((DEADLINE - SECONDS - $1)); echo $((n > 1 ? n : 1))
-}
+source scripts/gpu_lib.sh  # say, left, probe_step_s
 { date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null; nproc
   $PY -c "import sys, torch, transformers as t; print(sys.version.split()[0], torch.__version__,
 t.__version__)"
@@ -68,10 +64,7 @@ print(rebase_mixture('data-all.yaml', Run(Path('$LONG'), Budget())))")
     }
     long_cmd "$LONG/probe" "$PROBE_STEPS" save_every=0
     timeout -k 10 "$(left 60)" "${LONG_CMD[@]}" >"$WORK/long-probe.txt" 2>&1
-    STEP_S=$($PY -c "import json, statistics
-s = [json.loads(x)['step_s'] for x in open('$LONG/probe/metrics.jsonl')]
-# the median of the second half: steps stay slow up to about step 80 while workers start
-print(f'{statistics.median(s[len(s) // 2:]):.4f}')" 2>>"$LOG" || echo 1)
+    STEP_S=$(probe_step_s "$LONG/probe/metrics.jsonl" 2>>"$LOG" || echo 1)
     STEPS=$($PY -c "print(max(20, int($(left 60) / ($STEP_S * 1.1))))")
     say "B: probe step ${STEP_S} s at batch $LONG_BATCH -> $STEPS steps"
     long_cmd "$LONG/run" "$STEPS" save_every=500 optim.warmup_steps=50

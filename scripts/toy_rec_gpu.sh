@@ -21,12 +21,8 @@ MODEL=$(realpath "${MODEL:-src/sphinx_mllm/assets/toy-world}")
 DEADLINE=$((START + BUDGET_S))
 rm -rf "$WORK"  # a warm machine keeps /tmp: never resume an earlier call's probe or run
 mkdir -p "$OUT" "$WORK"
-export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
 LOG="$OUT/toy-rec-gpu-log.txt"
-say() { echo "[$((SECONDS - START)) s] $*" | tee -a "$LOG"; }
-left() {  # seconds left before the deadline, less a margin; at least 1 (`timeout 0` never stops)
-    local n=$((DEADLINE - SECONDS - $1)); echo $((n > 1 ? n : 1))
-}
+source scripts/gpu_lib.sh  # say, left, probe_step_s
 fail() { say "$1"; tail -c 3000 "$2" >>"$LOG" 2>/dev/null; exit 1; }
 { date -u; nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null; nproc; } 2>&1 \
     | tee "$LOG"
@@ -57,9 +53,7 @@ say "probe: $PROBE_STEPS steps"
 rec_cmd "$WORK/probe" "$PROBE_STEPS" save_every=0
 timeout -k 10 "$(left 60)" "${REC_CMD[@]}" >"$WORK/probe-stdout.txt" 2>&1 \
     || fail "probe failed (exit $?)" "$WORK/probe-stdout.txt"
-STEP_S=$($PY -c "import json, statistics
-s = [json.loads(x)['step_s'] for x in open('$WORK/probe/metrics.jsonl')]
-print(f'{statistics.median(s[len(s) // 2:]):.4f}')") || fail "probe wrote no metrics" "$LOG"
+STEP_S=$(probe_step_s "$WORK/probe/metrics.jsonl") || fail "probe wrote no metrics" "$LOG"
 STEPS=$($PY -c "print(max(20, int($(left 60) / ($STEP_S * 1.1))))")
 say "probe: ${STEP_S} s a step at batch $BATCH -> $STEPS steps"
 rec_cmd "$WORK/run" "$STEPS" save_every=1000
