@@ -49,6 +49,20 @@ def test_fine_tuning_starts_from_a_released_checkpoint(tmp_path, tiny_config, re
     assert not torch.equal(tuned.llm.output.weight, base.llm.output.weight)
 
 
+def test_grid_trains_the_same_weights_under_other_views(tmp_path, tiny_config):
+    one = train(tiny_config(tmp_path / "one", "steps=2", "save_every=0"))
+    two = train(tiny_config(tmp_path / "two", f"model={one}", "grid=2", "steps=2", "save_every=0",
+                            "optim.lr=1e-3"))
+    before, after = sphinx_mllm.checkpoint.load(one), sphinx_mllm.checkpoint.load(two)
+    assert (before.cfg.grid, after.cfg.grid) == (1, 2) and after.cfg.num_views == 5
+    assert {n: p.shape for n, p in before.state_dict().items()} == \
+        {n: p.shape for n, p in after.state_dict().items()}
+    assert not torch.equal(before.llm.output.weight, after.llm.output.weight)
+    assert after.cfg.image_tokens == 5 * before.cfg.image_tokens  # a global view and 4 crops
+    with pytest.raises(ValueError, match="grid must be >= 1"):
+        tiny_config(tmp_path / "x", "grid=0")
+
+
 def test_pre_training_mixes_caption_lm_and_text_lm_sources(tmp_path, tiny_config):
     tiny = REPO / "configs" / "train" / "tiny"
     mixture = tmp_path / "pretrain.yaml"

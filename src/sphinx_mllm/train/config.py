@@ -82,12 +82,17 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader workers
     save_dtype: str | None = None  # dtype of out/final: float32 | bfloat16; None: bf16 iff precision bf16
     preset: str | None = None  # variant override for a released checkpoint (meta.json otherwise)
+    grid: int | None = None  # sub-image views per side to train with; None: the model's own
 
     def __post_init__(self) -> None:
         _numbers(self, int, "steps", "batch_size", "grad_accum", "seed", "save_every", "keep_last",
                  "num_workers")
         if self.max_length is not None:
             _numbers(self, int, "max_length")
+        if self.grid is not None:
+            _numbers(self, int, "grid")
+            if self.grid < 1:
+                raise ValueError(f"grid must be >= 1, got {self.grid}")
         self.trainable = check_parts(self.trainable)
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("steps, batch_size and grad_accum must be >= 1")

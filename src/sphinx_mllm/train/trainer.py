@@ -8,6 +8,7 @@ resumable checkpoints and finally ``out/final`` in our checkpoint format.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -199,6 +200,8 @@ def prepare_model(cfg: TrainConfig, d: distributed.Dist, precision: Precision) -
         model_cfg, tokenizer_path = source.config(), source.tokenizer_path
         _, plan = loader.plan_model(source, model_cfg)
         tensors = loader.tensors(source, plan, "cpu")
+    if cfg.grid is not None:  # the views share every weight: only the geometry changes
+        model_cfg = dataclasses.replace(model_cfg, grid=cfg.grid)
     model = build(model_cfg, device="meta")
     if cfg.lora is not None:
         lora.add_lora(model.llm, cfg.lora)
