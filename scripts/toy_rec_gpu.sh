@@ -5,7 +5,8 @@
 # (default: the bundled model) at batch BATCH, for as many steps as fit before BUDGET_S seconds
 # (a PROBE_STEPS-step probe measures the step time first). It asks whether the choice between
 # two shapes, at even odds after 8,500 CPU steps of 16, comes with many more steps
-# (docs/toy-world.md, "Thirteenth run"). The world is PARTS two-shape worlds of N / PARTS
+# (docs/toy-world.md, "Thirteenth run"). On five views (`grid=2`; the config's own is the
+# fifteenth run's one view) and unpacked, as the config's data (fourteenth run). The world is PARTS two-shape worlds of N / PARTS
 # pictures (seeds 3, 4, ...), generated in parallel (one process: 1.2 ms a picture on a CPU here).
 # Scoring is left to a CPU, where pycocotools is installed:
 #   sphinx-mllm toy eval --model DIR --seed 1001 --n 300 --tasks rec
@@ -37,7 +38,7 @@ for ((i = 0; i < PARTS; i++)); do
     timeout -k 10 "$(left 120)" "${CLI[@]}" toy generate --seed $((3 + i)) --n $((N / PARTS)) \
         --min-objects 2 --max-objects 2 --out "$world" >"$WORK/world-$i.txt" 2>&1 &
     pids+=($!)
-    printf '  - {path: %s/refcoco, format: refcoco, turns: 4, split: train, root: %s/train, %s}\n' \
+    printf '  - {path: %s/refcoco, format: refcoco, turns: 1, split: train, root: %s/train, %s}\n' \
         "$world" "$world" "type: image_text" >>"$DATA"
 done
 for ((i = 0; i < PARTS; i++)); do
@@ -47,7 +48,7 @@ done
 rec_cmd() {  # rec_cmd OUT STEPS [overrides]
     local out=$1 steps=$2; shift 2
     REC_CMD=("${CLI[@]}" train configs/toy/rec-two-shapes.yaml "model=$MODEL" "data=$DATA"
-             "out=$out" "steps=$steps" "batch_size=$BATCH" "num_workers=$WORKERS" "$@")
+             "out=$out" "steps=$steps" "batch_size=$BATCH" "num_workers=$WORKERS" grid=2 "$@")
 }
 say "probe: $PROBE_STEPS steps"
 rec_cmd "$WORK/probe" "$PROBE_STEPS" save_every=0

@@ -23,13 +23,13 @@ def test_quick_recipe_end_to_end(tmp_path, capsys):
     # num_workers: data drawn by a worker process per stage, as a GPU run does (scripts/toy_gpu.sh)
     assert cli.main(["toy", "train", "--quick", "--out", str(out), "--set", "train_seed=3",
                      "--set", "num_workers=1"]) == 0
-    names = [s.name for s in stages()]
+    names = [s.name for s in stages(QUICK)]
     records = [json.loads(x) for x in (out / "recipe.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in records] == names
     for name in names:
         assert (out / "logs" / f"{name}.log").exists(), name
 
-    for world in ("world", "world-1obj", "val-world", "val-world-beta"):
+    for world in ("world", "world-1obj", "world-2shapes", "val-world", "val-world-beta"):
         assert (out / world / "world.json").exists()
     manifest = json.loads((out / "val-world" / "world.json").read_text())
     assert manifest["held_out"] and manifest["split"] == "val"
@@ -39,7 +39,9 @@ def test_quick_recipe_end_to_end(tmp_path, capsys):
     assert (out / "encoders" / "heads.safetensors").stat().st_size > 0
 
     for stage, steps in (("pretrain", QUICK.pretrain_steps), ("synthetic", QUICK.synthetic_steps),
-                         ("curriculum", QUICK.curriculum_steps), ("finetune", QUICK.finetune_steps)):
+                         ("curriculum", QUICK.curriculum_steps),
+                         ("rec-two-shapes", QUICK.rec_view_steps),
+                         ("finetune", QUICK.finetune_steps)):
         assert (out / stage / "final" / "config.json").exists(), stage
         assert len(_losses(out / stage / "metrics.jsonl")) == steps, stage
         config = (out / stage / "config.yaml").read_text()
@@ -47,6 +49,15 @@ def test_quick_recipe_end_to_end(tmp_path, capsys):
     choice = json.loads((out / "mixed" / "choice.json").read_text())
     assert set(choice["scores"]) == {f"{b:g}" for b in QUICK.betas}
     assert (out / "mixed" / f"beta-{choice['beta']}" / "config.json").exists()
+    # the one-view REC stage trains on the global view alone, the finetune on five views again,
+    # with the two-shape source beside every task of the world
+    grids = {stage: json.loads((out / stage / "final" / "config.json").read_text())["grid"]
+             for stage in ("curriculum", "rec-two-shapes", "finetune")}
+    assert grids == {"curriculum": 2, "rec-two-shapes": 1, "finetune": 2}
+    finetune_data = (out / "finetune" / "config.yaml").read_text()
+    assert "data-all.yaml+data-two-shapes.yaml" in finetune_data
+    sources = (out / "data" / "data-all.yaml+data-two-shapes.yaml").read_text()
+    assert sources.count("world-2shapes") == 2 and sources.count("format: vqav2") == 1
     # the curriculum stage is long enough to show learning: loss falls
     curriculum = _losses(out / "curriculum" / "metrics.jsonl")
     assert sum(curriculum[-4:]) < 0.75 * sum(curriculum[:4]), curriculum  # measured: 0.59
@@ -68,6 +79,16 @@ def test_quick_recipe_end_to_end(tmp_path, capsys):
     choice = _mix(one)
     assert choice["beta"] == "0.5" and set(choice["scores"]) == {"0.5"}
     assert (one.path("mixed", "beta-0.5", "config.json")).exists()
+
+
+def test_the_one_view_rec_stage_is_left_out_by_default():
+    names = [s.name for s in stages(Budget())]
+    assert "rec-two-shapes" not in names and "world-2shapes" not in names
+    assert names[-2:] == ["curriculum", "finetune"]
+    on = Budget().with_overrides(["rec_view_steps=6000"])
+    assert [s.name for s in stages(on)][-4:] == ["curriculum", "world-2shapes", "rec-two-shapes",
+                                                 "finetune"]
+    assert on.scaled(41).rec_view_steps == 3000 and Budget().scaled(41).rec_view_steps == 0
 
 
 def test_plotted_loss_is_a_trailing_running_mean():

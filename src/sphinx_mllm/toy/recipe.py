@@ -14,6 +14,9 @@ stage              what (tool)
 ``synthetic``      a copy tuned on synthetic captions (``configs/toy/synthetic.yaml``)
 ``mix``            ``mix`` at several betas; beta chosen on the validation world by caption CIDEr
 ``curriculum``     multi-task tuning on the one-shape world, REC-heavy (``curriculum.yaml``)
+``world-2shapes``  two shapes per scene, seed 3 (only with ``rec_view_steps``)
+``rec-two-shapes`` REC and REG on the two-shape world, global view alone (``rec-two-shapes.yaml``,
+                   only with ``rec_view_steps``; the finetune then keeps its source, 5 views)
 ``finetune``       multi-task tuning on every task of the training world (``finetune.yaml``)
 ``eval``           ``toy eval`` of the final model on the validation world
 =================  ==========================================================================
@@ -70,6 +73,9 @@ class Budget:
     betas: tuple[float, ...] = (0.0, 0.5, 1.0)
     beta_val_n: int = 40
     curriculum_steps: int = 300
+    rec_view_steps: int = 0  # REC on two-shape scenes on the global view alone before the
+    # finetune, which keeps that source on five views (fifteenth run); 0 leaves both out
+    world_2shapes_n: int = 50_000
     finetune_steps: int = 3500  # packed conversations: a step costs ~1.18x an unpacked one
     batch_size: int = 32
     finetune_batch_size: int = 16  # more, smaller steps for the longest stage
@@ -98,6 +104,7 @@ class Budget:
             pretrain_steps=max(1, round(self.pretrain_steps * f)),
             synthetic_steps=max(1, round(self.synthetic_steps * f)),
             curriculum_steps=max(1, round(self.curriculum_steps * f)),
+            rec_view_steps=round(self.rec_view_steps * f) and max(1, round(self.rec_view_steps * f)),
             finetune_steps=max(1, round(self.finetune_steps * f)))
 
     def with_overrides(self, items: list[str]) -> "Budget":
@@ -127,10 +134,11 @@ finetune 3,273, validations included), and 82.7 with the world and tokenizer."""
 
 QUICK = Budget(world_n=48, world_1obj_n=24, val_n=8, encoder_steps=3, encoder_batch=2,
                pretrain_steps=3, synthetic_steps=2, betas=(0.0, 0.5, 1.0), beta_val_n=6,
-               curriculum_steps=16, finetune_steps=3, batch_size=4, finetune_batch_size=4,
+               curriculum_steps=16, rec_view_steps=4, world_2shapes_n=12, finetune_steps=3, batch_size=4, finetune_batch_size=4,
                eval_max_new_tokens=8)
 """A shortened recipe for CI: a tiny world, a few steps per stage (the curriculum stage long
-enough for its loss to fall) and answers cut at 8 tokens. Too short to learn the answer formats:
+enough for its loss to fall), the optional one-view REC stage included, and answers cut at 8
+tokens. Too short to learn the answer formats:
 100 curriculum steps of 4 still answered REC with ``[0.30.30.30...``."""
 
 
@@ -172,33 +180,38 @@ def stage_log(path: Path):
 # --- mixtures and stage configs ----------------------------------------------------------------
 
 
-def rebase_mixture(name: str, run: Run) -> Path:
-    """``configs/toy/<name>`` with every path under ``runs/toy`` moved under the run folder;
-    written to ``DIR/data/<name>`` and returned."""
-    src = run.configs / name
-    data = yaml.safe_load(src.read_text())
+def rebase_mixture(names: str | tuple[str, ...], run: Run) -> Path:
+    """The sources of ``configs/toy/<name>`` (of several names, in order: one mixture) with every
+    path under ``runs/toy`` moved under the run folder; written to ``DIR/data/<name>`` (names
+    joined by ``+``) and returned."""
+    names = (names,) if isinstance(names, str) else names
     default = DEFAULT_RUNS.resolve()
-    for entry in data["META"]:
-        for key in ("path", "root"):
-            if key in entry:
-                resolved = (src.parent / entry[key]).resolve()
-                entry[key] = str(run.out.resolve() / resolved.relative_to(default))
-    target = run.path("data", name)
+    sources = []
+    for name in names:
+        src = run.configs / name
+        for entry in yaml.safe_load(src.read_text())["META"]:
+            for key in ("path", "root"):
+                if key in entry:
+                    resolved = (src.parent / entry[key]).resolve()
+                    entry[key] = str(run.out.resolve() / resolved.relative_to(default))
+            sources.append(entry)
+    target = run.path("data", "+".join(names))
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(yaml.safe_dump(data, sort_keys=False))
+    target.write_text(yaml.safe_dump({"META": sources}, sort_keys=False))
     return target
 
 
-def train_stage(run: Run, config: str, model: Path, data: str, steps: int, out: str,
-                batch_size: int) -> Path:
-    """``sphinx-mllm train configs/toy/<config> model=... data=... out=... steps=... batch_size=...``."""
+def train_stage(run: Run, config: str, model: Path, data: str | tuple[str, ...], steps: int,
+                out: str, batch_size: int, extra: tuple[str, ...] = ()) -> Path:
+    """``sphinx-mllm train configs/toy/<config> model=... data=... out=... steps=... batch_size=...``
+    (then ``extra`` overrides)."""
     from ..train.config import load_config
     from ..train.trainer import train
 
     overrides = [f"model={model}", f"data={rebase_mixture(data, run)}", f"out={run.path(out)}",
                  f"steps={steps}", f"batch_size={batch_size}",
                  f"save_every={max(1, min(50, steps // 4))}", f"seed={run.budget.train_seed}",
-                 f"num_workers={run.budget.workers()}"]
+                 f"num_workers={run.budget.workers()}", *extra]
     if steps < 10:  # warm-up cannot exceed a tiny stage
         overrides.append(f"optim.warmup_steps={max(1, steps // 2)}")
     return train(load_config(run.configs / config, overrides))
@@ -245,11 +258,13 @@ class Stage:
     run: Callable[[Run], dict | None]
 
 
-def _world(seed: int, n_of: Callable[[Budget], int], folder: str, max_things: int = 5) -> Stage:
+def _world(seed: int, n_of: Callable[[Budget], int], folder: str, max_things: int = 5,
+           min_things: int = 1) -> Stage:
     from .dataset import generate_world
 
     def go(run: Run) -> dict:
-        manifest = generate_world(seed, n_of(run.budget), run.path(folder), max_things=max_things)
+        manifest = generate_world(seed, n_of(run.budget), run.path(folder), max_things=max_things,
+                                  min_things=min_things)
         return {"counts": manifest.get("counts")}
     return Stage(folder, lambda run: run.path(folder, "world.json").exists(), go)
 
@@ -298,21 +313,32 @@ def chosen_mix(run: Run) -> Path:
     return run.path("mixed", f"beta-{beta}")
 
 
-def _trained(name: str, config: str, data: str, model_of: Callable[[Run], Path],
-             steps_of: Callable[[Budget], int],
-             batch_of: Callable[[Budget], int] = lambda b: b.batch_size) -> Stage:
+def _trained(name: str, config: str, data: str | tuple[str, ...],
+             model_of: Callable[[Run], Path], steps_of: Callable[[Budget], int],
+             batch_of: Callable[[Budget], int] = lambda b: b.batch_size,
+             extra: tuple[str, ...] = ()) -> Stage:
     def go(run: Run) -> dict:
         final = train_stage(run, config, model_of(run), data, steps_of(run.budget), name,
-                            batch_of(run.budget))
+                            batch_of(run.budget), extra)
         return {"val": validate(run, final, name)} if name in VALIDATED else {}
     return Stage(name, lambda run: run.path(name, "final").exists(), go)
 
 
-VALIDATED = ("curriculum", "finetune")
+VALIDATED = ("curriculum", "rec-two-shapes", "finetune")
 """Training stages followed by a validation of every task (points of the validation curve)."""
 
 
-def stages() -> list[Stage]:
+def stages(budget: Budget) -> list[Stage]:
+    """The stages ``budget`` runs, in order."""
+    from ..config import SphinxConfig
+
+    views = budget.rec_view_steps > 0
+    rec_view = [
+        _world(3, lambda b: b.world_2shapes_n, "world-2shapes", max_things=2, min_things=2),
+        _trained("rec-two-shapes", "rec-two-shapes.yaml", "data-two-shapes.yaml",
+                 lambda run: run.path("curriculum", "final"), lambda b: b.rec_view_steps,
+                 lambda b: b.finetune_batch_size),  # the fifteenth run's batch of 16
+    ] if views else []
     return [
         _world(0, lambda b: b.world_n, "world"),
         _world(1, lambda b: b.world_1obj_n, "world-1obj", max_things=1),
@@ -327,9 +353,12 @@ def stages() -> list[Stage]:
         Stage("mix", lambda run: run.path("mixed", "choice.json").exists(), _mix),
         _trained("curriculum", "curriculum.yaml", "data-curriculum.yaml", chosen_mix,
                  lambda b: b.curriculum_steps),
-        _trained("finetune", "finetune.yaml", "data-all.yaml",
-                 lambda run: run.path("curriculum", "final"), lambda b: b.finetune_steps,
-                 lambda b: b.finetune_batch_size),
+        *rec_view,
+        _trained("finetune", "finetune.yaml",
+                 ("data-all.yaml", "data-two-shapes.yaml") if views else "data-all.yaml",
+                 lambda run: run.path("rec-two-shapes" if views else "curriculum", "final"),
+                 lambda b: b.finetune_steps, lambda b: b.finetune_batch_size,
+                 (f"grid={SphinxConfig.from_name('toy-world').grid}",)),
     ]
 
 
@@ -340,7 +369,7 @@ def run_recipe(out: str | Path, budget: Budget = Budget(), configs: str | Path =
     run = Run(Path(out), budget, Path(configs))
     run.out.mkdir(parents=True, exist_ok=True)
     run.path("budget.json").write_text(json.dumps(dataclasses.asdict(budget), indent=2) + "\n")
-    for stage in stages():
+    for stage in stages(budget):
         if stage.done(run):
             continue
         if only is not None:
@@ -355,7 +384,7 @@ def run_recipe(out: str | Path, budget: Budget = Budget(), configs: str | Path =
 # --- learning curves ---------------------------------------------------------------------------
 
 
-TRAINED = ("encoders", "pretrain", "synthetic", "curriculum", "finetune")
+TRAINED = ("encoders", "pretrain", "synthetic", "curriculum", "rec-two-shapes", "finetune")
 CURVE_KEYS = ("vqa_acc", "highres_acc", "rec_acc50", "det_map50", "layout_map50", "pose_pck10")
 
 
