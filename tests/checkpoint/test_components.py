@@ -104,3 +104,28 @@ def test_assemble_names_missing_components(tmp_path, parts):
                             out=tmp_path / "x", encoders={"clip": root / "clip",
                                                           "convnext": root / "open_clip_pytorch_model.bin",
                                                           "dinov2": root / "dinov2"})
+
+
+def test_meta_llm_shards_are_merged_along_their_split_dimension(tmp_path):
+    """Meta's consolidated.*.pth in two model-parallel shards: split tensors are concatenated
+    (shape known before loading), replicated ones taken from the first shard."""
+    torch.manual_seed(0)
+    full = {"tok_embeddings.weight": torch.randn(16, 8),  # split along dim 1
+            "layers.0.attention.wq.weight": torch.randn(8, 8),  # dim 0
+            "layers.0.attention.wo.weight": torch.randn(8, 8),  # dim 1
+            "layers.0.attention_norm.weight": torch.randn(8),  # replicated
+            "rope.freqs": torch.randn(4)}  # dropped
+    halves = [{}, {}]
+    for name, t in full.items():
+        dim = {"tok_embeddings.weight": 1, "layers.0.attention.wq.weight": 0,
+               "layers.0.attention.wo.weight": 1}.get(name)
+        for i in range(2):
+            halves[i][name] = t if dim is None else t.chunk(2, dim)[i].clone()
+    for i, half in enumerate(halves):
+        torch.save(half, tmp_path / f"consolidated.0{i}.pth")
+    (tmp_path / "params.json").write_text(json.dumps({"dim": 8, "n_layers": 1, "n_heads": 2}))
+    tensors, cfg = components.read_llm(tmp_path)
+    assert "rope.freqs" not in tensors and cfg.vocab_size == 16
+    for name, lazy in tensors.items():
+        assert lazy.shape == tuple(full[name].shape), name
+        torch.testing.assert_close(lazy.load(), full[name], rtol=0, atol=0)

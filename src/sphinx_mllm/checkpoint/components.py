@@ -29,7 +29,7 @@ from ..config import LLMConfig, SphinxConfig
 from ..model import build
 from . import keymap, ours
 from .hf_llama import llm_config_from_hf, meta_name, unpermute_rope
-from .official import meta_llm_config, split_dim
+from .official import merged_shape, meta_llm_config, split_dim
 from .safetensors_io import FROM_NAME, TensorSpec
 from .torch_files import load_state_dict
 
@@ -116,9 +116,7 @@ def read_llm(path: str | Path) -> tuple[dict[str, Lazy], LLMConfig]:
             out[name] = Lazy.of(shards[0][name])
         else:
             parts = [s[name] for s in shards]
-            shape = list(parts[0].shape)
-            shape[dim] = sum(p.shape[dim] for p in parts)
-            out[name] = Lazy(tuple(shape), parts[0].dtype,
+            out[name] = Lazy(merged_shape(name, shards), parts[0].dtype,
                              lambda ps=parts, d=dim: torch.cat(ps, dim=d))
     return out, meta_llm_config(params, out["tok_embeddings.weight"].shape[0])
 

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import re
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -62,6 +63,16 @@ def split_dim(canonical: str) -> int | None:
         if pattern.fullmatch(canonical):
             return dim
     return None
+
+
+def merged_shape(name: str, shards: Sequence[Mapping[str, torch.Tensor]]) -> tuple[int, ...]:
+    """The full-model shape of tensor ``name`` over model-parallel ``shards`` (one name -> tensor
+    mapping per shard): its split dimension summed, the others as in the first shard."""
+    shape = list(shards[0][name].shape)
+    dim = split_dim(name)
+    if dim is not None:
+        shape[dim] = sum(s[name].shape[dim] for s in shards)
+    return tuple(shape)
 
 
 def is_released_dir(path: str | Path) -> bool:
@@ -109,14 +120,7 @@ class ReleasedCheckpoint:
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """Merged (full-model) shape of every tensor, from shard metadata only."""
-        out = {}
-        for name in self.names:
-            shape = list(self.shards[0][name].shape)
-            dim = split_dim(name)
-            if dim is not None:
-                shape[dim] = sum(s[name].shape[dim] for s in self.shards)
-            out[name] = tuple(shape)
-        return out
+        return {name: merged_shape(name, self.shards) for name in self.names}
 
     def dtype(self, name: str) -> torch.dtype:
         return self.shards[0][name].dtype
