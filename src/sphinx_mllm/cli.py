@@ -505,7 +505,8 @@ def add_toy_commands(sub) -> None:
     enc.set_defaults(func=cmd_toy_encoders)
 
     tr = toy_sub.add_parser("train", help="run the whole recipe (world, tokenizer, encoders, "
-                            "pretrain, synthetic, mix, curriculum, finetune); resumable")
+                            "pretrain, synthetic, mix, curriculum, [one-view REC with --set "
+                            "rec_view_steps=N], finetune); resumable")
     tr.add_argument("--out", required=True, help="run folder (stages already complete are skipped)")
     tr.add_argument("--minutes", type=float, default=None,
                     help="scale every stage's steps to about this many minutes on 2 CPU cores")

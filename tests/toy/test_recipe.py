@@ -89,6 +89,35 @@ def test_the_one_view_rec_stage_is_left_out_by_default():
     assert [s.name for s in stages(on)][-4:] == ["curriculum", "world-2shapes", "rec-two-shapes",
                                                  "finetune"]
     assert on.scaled(41).rec_view_steps == 3000 and Budget().scaled(41).rec_view_steps == 0
+    assert on.scaled(0.001).rec_view_steps == 1  # scaled down, never switched off
+
+
+@pytest.mark.parametrize("rec_view_steps", [0, 6000])
+def test_the_finetune_starts_where_the_stage_list_says(tmp_path, monkeypatch, rec_view_steps):
+    from sphinx_mllm.toy import recipe
+
+    calls = []
+    monkeypatch.setattr(recipe, "train_stage", lambda run, *args: calls.append(args) or tmp_path)
+    monkeypatch.setattr(recipe, "validate", lambda *args, **kwargs: {})
+    budget = Budget(rec_view_steps=rec_view_steps)
+    stages(budget)[-1].run(Run(tmp_path, budget))
+    config, model, data, steps, name, batch, extra = calls[0]
+    assert (config, name, steps) == ("finetune.yaml", "finetune", budget.finetune_steps)
+    if rec_view_steps:
+        assert model == tmp_path / "rec-two-shapes" / "final" and extra == ("grid=2",)
+        assert data == ("data-all.yaml", "data-two-shapes.yaml")
+    else:
+        assert model == tmp_path / "curriculum" / "final" and extra == ()
+        assert data == "data-all.yaml"
+
+
+def test_the_stage_cannot_be_switched_once_the_finetune_started(tmp_path):
+    from sphinx_mllm.toy.recipe import run_recipe
+
+    (tmp_path / "finetune").mkdir()
+    (tmp_path / "budget.json").write_text(json.dumps({"rec_view_steps": 0}))
+    with pytest.raises(ValueError, match="one-view REC stage off"):
+        run_recipe(tmp_path, Budget(rec_view_steps=10))
 
 
 def test_plotted_loss_is_a_trailing_running_mean():

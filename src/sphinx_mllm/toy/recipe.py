@@ -2,24 +2,26 @@
 
 One driver over the project's real tools, stage after stage, in one run folder:
 
-=================  ==========================================================================
-stage              what (tool)
-=================  ==========================================================================
-``world``          training world, seed 0 (:func:`~.dataset.generate_world`)
-``world-1obj``     curriculum world, one shape per scene, seed 1
-``val-world``      validation world, held-out seed 1000 (beta choice, validation points)
-``tokenizer``      SentencePiece on the training world (:func:`~.tokenizer.train_tokenizer`)
-``encoders``       dense encoder pre-training, then frozen (:func:`~.encoders.run_encoder_stage`)
-``pretrain``       LLM unfrozen on web captions + text (``train``, ``configs/toy/pretrain.yaml``)
-``synthetic``      a copy tuned on synthetic captions (``configs/toy/synthetic.yaml``)
-``mix``            ``mix`` at several betas; beta chosen on the validation world by caption CIDEr
-``curriculum``     multi-task tuning on the one-shape world, REC-heavy (``curriculum.yaml``)
-``world-2shapes``  two shapes per scene, seed 3 (only with ``rec_view_steps``)
-``rec-two-shapes`` REC and REG on the two-shape world, global view alone (``rec-two-shapes.yaml``,
-                   only with ``rec_view_steps``; the finetune then keeps its source, 5 views)
-``finetune``       multi-task tuning on every task of the training world (``finetune.yaml``)
-``eval``           ``toy eval`` of the final model on the validation world
-=================  ==========================================================================
+==================  =========================================================================
+stage               what (tool)
+==================  =========================================================================
+``world``           training world, seed 0 (:func:`~.dataset.generate_world`)
+``world-1obj``      curriculum world, one shape per scene, seed 1
+``val-world``       validation world, held-out seed 1000 (beta choice, validation points)
+``tokenizer``       SentencePiece on the training world (:func:`~.tokenizer.train_tokenizer`)
+``encoders``        dense encoder pre-training, then frozen (:func:`~.encoders.run_encoder_stage`)
+``pretrain``        LLM unfrozen on web captions + text (``train``, ``configs/toy/pretrain.yaml``)
+``synthetic``       a copy tuned on synthetic captions (``configs/toy/synthetic.yaml``)
+``mix``             ``mix`` at several betas; beta chosen on the validation world by caption CIDEr
+``curriculum``      multi-task tuning on the one-shape world, REC-heavy (``curriculum.yaml``)
+``world-2shapes``   two shapes per scene, seed 3 (only with ``rec_view_steps``)
+``rec-two-shapes``  REC and REG on the two-shape world, global view alone (``rec-two-shapes.yaml``,
+                    only with ``rec_view_steps``; the finetune then keeps its source, 5 views)
+``finetune``        multi-task tuning on every task of the training world (``finetune.yaml``)
+==================  =========================================================================
+
+After ``curriculum``, ``rec-two-shapes`` and ``finetune`` the model is scored on the validation
+world (``toy eval``'s code; the validation points of the learning curve).
 
 Every stage is skipped when its output is complete (a world's ``world.json``, a checkpoint's
 ``final/``, a JSON result), and the training stages resume from their last checkpoint
@@ -45,7 +47,7 @@ from typing import Callable
 
 import yaml
 
-from ..config import STEMS
+from ..config import STEMS, SphinxConfig
 from .seeds import HELD_OUT_START
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "toy"
@@ -75,7 +77,7 @@ class Budget:
     curriculum_steps: int = 300
     rec_view_steps: int = 0  # REC on two-shape scenes on the global view alone before the
     # finetune, which keeps that source on five views (fifteenth run); 0 leaves both out
-    world_2shapes_n: int = 50_000
+    world_2shapes_n: int = 50_000  # pictures of that stage's world (seed 3, two shapes each)
     finetune_steps: int = 3500  # packed conversations: a step costs ~1.18x an unpacked one
     batch_size: int = 32
     finetune_batch_size: int = 16  # more, smaller steps for the longest stage
@@ -104,7 +106,7 @@ class Budget:
             pretrain_steps=max(1, round(self.pretrain_steps * f)),
             synthetic_steps=max(1, round(self.synthetic_steps * f)),
             curriculum_steps=max(1, round(self.curriculum_steps * f)),
-            rec_view_steps=round(self.rec_view_steps * f) and max(1, round(self.rec_view_steps * f)),
+            rec_view_steps=self.rec_view_steps and max(1, round(self.rec_view_steps * f)),
             finetune_steps=max(1, round(self.finetune_steps * f)))
 
     def with_overrides(self, items: list[str]) -> "Budget":
@@ -134,7 +136,8 @@ finetune 3,273, validations included), and 82.7 with the world and tokenizer."""
 
 QUICK = Budget(world_n=48, world_1obj_n=24, val_n=8, encoder_steps=3, encoder_batch=2,
                pretrain_steps=3, synthetic_steps=2, betas=(0.0, 0.5, 1.0), beta_val_n=6,
-               curriculum_steps=16, rec_view_steps=4, world_2shapes_n=12, finetune_steps=3, batch_size=4, finetune_batch_size=4,
+               curriculum_steps=16, rec_view_steps=4, world_2shapes_n=12, finetune_steps=3,
+               batch_size=4, finetune_batch_size=4,
                eval_max_new_tokens=8)
 """A shortened recipe for CI: a tiny world, a few steps per stage (the curriculum stage long
 enough for its loss to fall), the optional one-view REC stage included, and answers cut at 8
@@ -203,8 +206,8 @@ def rebase_mixture(names: str | tuple[str, ...], run: Run) -> Path:
 
 def train_stage(run: Run, config: str, model: Path, data: str | tuple[str, ...], steps: int,
                 out: str, batch_size: int, extra: tuple[str, ...] = ()) -> Path:
-    """``sphinx-mllm train configs/toy/<config> model=... data=... out=... steps=... batch_size=...``
-    (then ``extra`` overrides)."""
+    """``sphinx-mllm train configs/toy/<config> model=... data=... out=... steps=...
+    batch_size=...`` (then ``extra`` overrides)."""
     from ..train.config import load_config
     from ..train.trainer import train
 
@@ -330,15 +333,13 @@ VALIDATED = ("curriculum", "rec-two-shapes", "finetune")
 
 def stages(budget: Budget) -> list[Stage]:
     """The stages ``budget`` runs, in order."""
-    from ..config import SphinxConfig
-
-    views = budget.rec_view_steps > 0
+    with_rec_view = budget.rec_view_steps > 0
     rec_view = [
         _world(3, lambda b: b.world_2shapes_n, "world-2shapes", max_things=2, min_things=2),
         _trained("rec-two-shapes", "rec-two-shapes.yaml", "data-two-shapes.yaml",
                  lambda run: run.path("curriculum", "final"), lambda b: b.rec_view_steps,
                  lambda b: b.finetune_batch_size),  # the fifteenth run's batch of 16
-    ] if views else []
+    ] if with_rec_view else []
     return [
         _world(0, lambda b: b.world_n, "world"),
         _world(1, lambda b: b.world_1obj_n, "world-1obj", max_things=1),
@@ -355,11 +356,24 @@ def stages(budget: Budget) -> list[Stage]:
                  lambda b: b.curriculum_steps),
         *rec_view,
         _trained("finetune", "finetune.yaml",
-                 ("data-all.yaml", "data-two-shapes.yaml") if views else "data-all.yaml",
-                 lambda run: run.path("rec-two-shapes" if views else "curriculum", "final"),
+                 ("data-all.yaml", "data-two-shapes.yaml") if with_rec_view else "data-all.yaml",
+                 lambda run: run.path("rec-two-shapes" if with_rec_view else "curriculum", "final"),
                  lambda b: b.finetune_steps, lambda b: b.finetune_batch_size,
-                 (f"grid={SphinxConfig.from_name('toy-world').grid}",)),
+                 # back to the preset's views after the one-view stage
+                 (f"grid={SphinxConfig.from_name('toy-world').grid}",) if with_rec_view else ()),
     ]
+
+
+def _check_stage_list(run: Run) -> None:
+    """Refuse to switch the one-view REC stage on or off in a folder whose finetune has started:
+    the finetune's source model and mixture depend on it."""
+    saved = run.path("budget.json")
+    if not saved.exists() or not run.path("finetune").exists():
+        return
+    before = json.loads(saved.read_text()).get("rec_view_steps", 0) > 0
+    if before != (run.budget.rec_view_steps > 0):
+        raise ValueError(f"{run.out}: its finetune started with the one-view REC stage "
+                         f"{'on' if before else 'off'} (budget.json); use a new folder")
 
 
 def run_recipe(out: str | Path, budget: Budget = Budget(), configs: str | Path = CONFIGS,
@@ -368,6 +382,7 @@ def run_recipe(out: str | Path, budget: Budget = Budget(), configs: str | Path =
     ``only`` is called with each stage's name as it starts (progress for the CLI)."""
     run = Run(Path(out), budget, Path(configs))
     run.out.mkdir(parents=True, exist_ok=True)
+    _check_stage_list(run)
     run.path("budget.json").write_text(json.dumps(dataclasses.asdict(budget), indent=2) + "\n")
     for stage in stages(budget):
         if stage.done(run):
