@@ -6,8 +6,9 @@
 # (a PROBE_STEPS-step probe measures the step time first). It asks whether the choice between
 # two shapes, at even odds after 8,500 CPU steps of 16, comes with many more steps
 # (docs/toy-world.md, "Thirteenth run"). On five views (`grid=2`; the config's own is the
-# fifteenth run's one view) and unpacked, as the config's data (fourteenth run). The world is PARTS two-shape worlds of N / PARTS
-# pictures (seeds 3, 4, ...), generated in parallel (one process: 1.2 ms a picture on a CPU here).
+# fifteenth run's one view) and unpacked, as the config's data (fourteenth run). The world is
+# PARTS two-shape worlds of N / PARTS pictures (seeds 3, 4, ...), generated in parallel (one
+# process: 1.2 ms a picture on a CPU here).
 # Scoring is left to a CPU, where pycocotools is installed:
 #   sphinx-mllm toy eval --model DIR --seed 1001 --n 300 --tasks rec
 # Dry run on a CPU:
