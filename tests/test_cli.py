@@ -50,6 +50,7 @@ def test_chat_stream_prints_text(capsys):
     (["chat", "--model", "toy", "--max-new-tokens", "5000", "q"], "exceeds max_seq_len"),
     (["train", "missing.yaml"], "missing.yaml"),
     (["toy", "eval", "--model", "toy", "--seed", "0", "--n", "1"], "is a training seed"),
+    (["toy", "eval", "--model", "toy", "--seed", "1001", "--max-objects", "6"], "shapes per scene"),
 ])
 def test_clear_errors(argv, message):
     with pytest.raises(SystemExit, match=message):

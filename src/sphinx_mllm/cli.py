@@ -424,7 +424,7 @@ def cmd_toy_eval(args) -> int:
     pipe = _load_pipeline(args)
     result = evaluate_seed(pipe, args.seed, args.n, args.out, batch_size=args.batch_size,
                            max_new_tokens=args.max_new_tokens, progress=not args.json,
-                           tasks=tasks)
+                           tasks=tasks, max_things=args.max_objects, min_things=args.min_objects)
     print(json.dumps(json_safe(result["summary"])) if args.json else format_scores(result))
     return 0
 
@@ -464,6 +464,18 @@ def cmd_toy_train(args) -> int:
     return 0
 
 
+
+def _add_shapes_per_scene(parser) -> None:
+    """``--max-objects`` / ``--min-objects`` of ``toy generate`` and ``toy eval``."""
+    from .toy.world import MAX_THINGS
+
+    parser.add_argument("--max-objects", type=int, default=MAX_THINGS,
+                        help="at most this many shapes per scene (1 for a curriculum world)")
+    parser.add_argument("--min-objects", type=int, default=1,
+                        help="at least this many shapes per scene (2 with --max-objects 2: "
+                             "scenes of exactly two shapes)")
+
+
 def add_toy_commands(sub) -> None:
     """``toy generate|tokenizer|encoders|train|eval``: the procedural world (docs/toy-world.md)."""
     from .toy.seeds import HELD_OUT_START
@@ -475,11 +487,7 @@ def add_toy_commands(sub) -> None:
                      help=f"world seed; seeds >= {HELD_OUT_START} are held out for evaluation")
     gen.add_argument("--n", type=int, required=True, help="number of pictures")
     gen.add_argument("--out", required=True, help="output folder")
-    gen.add_argument("--max-objects", type=int, default=5,
-                     help="at most this many shapes per scene (1 for a curriculum world)")
-    gen.add_argument("--min-objects", type=int, default=1,
-                     help="at least this many shapes per scene (2 with --max-objects 2: scenes "
-                          "of exactly two shapes)")
+    _add_shapes_per_scene(gen)
     gen.set_defaults(func=cmd_toy_generate)
 
     tok = toy_sub.add_parser("tokenizer", help="train a SentencePiece tokenizer on a world's text")
@@ -526,6 +534,7 @@ def add_toy_commands(sub) -> None:
     ev.add_argument("--tasks", default=None, metavar="A,B",
                     help="score only these toy tasks, comma-separated (e.g. vqa,rec; an unknown "
                          "name lists them); the others are not scored")
+    _add_shapes_per_scene(ev)
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--max-new-tokens", type=int, default=None,
                     help="cap every task's answer budget (smoke tests)")

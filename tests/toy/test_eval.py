@@ -123,6 +123,18 @@ def test_toy_eval_cli_scores_only_the_tasks_asked(tmp_path, capsys):
             cli.main(["toy", "eval", "--model", "toy-world", "--seed", "1001", "--tasks", bad])
 
 
+def test_toy_eval_cli_on_scenes_of_two_shapes(tmp_path, capsys):
+    code = cli.main(["toy", "eval", "--model", "toy-world", "--seed", "1001", "--n", "12",
+                     "--tasks", "rec", "--min-objects", "2", "--max-objects", "2",
+                     "--max-new-tokens", "3", "--out", str(tmp_path)])
+    assert code == 0
+    manifest = json.loads((tmp_path / "world" / "world.json").read_text())
+    assert (manifest["min_things"], manifest["max_things"]) == (2, 2)
+    scores = json.loads((tmp_path / "answers" / "scores.json").read_text())
+    assert list(scores["rec_by_objects"]) == ["2"]  # every scene holds exactly two shapes
+    assert re.search(r"^  rec 2 shapes ", capsys.readouterr().out, re.M)
+
+
 def test_toy_eval_refuses_training_seeds():
     with pytest.raises(SystemExit, match="training seed"):
         cli.main(["toy", "eval", "--model", "toy-world", "--seed", "3", "--n", "4", "--json"])
