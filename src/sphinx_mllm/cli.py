@@ -464,7 +464,6 @@ def cmd_toy_train(args) -> int:
     return 0
 
 
-
 def _add_shapes_per_scene(parser) -> None:
     """``--max-objects`` / ``--min-objects`` of ``toy generate`` and ``toy eval``."""
     from .toy.world import MAX_THINGS
