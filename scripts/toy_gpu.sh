@@ -4,6 +4,9 @@
 # Needs the package's eval dependencies (pycocotools, pycocoevalcap) importable: the recipe's
 # validations score with them. A bare device image lacks both; the call that ran this put them
 # on PYTHONPATH first (docs/toy-world.md, "Tenth run").
+# RECIPE_ARGS="--set rec_view_steps=6000 --set tail=tail-pose.yaml" runs the bundled model's whole
+# line instead: 15,000 more steps and 6 more validations, about 17 more minutes at the tenth
+# run's H200 rates (0.045 s a step, 60 s a validation), so it needs more than one call (BUDGET_S).
 # Two jobs share the card (each keeps it mostly idle: 4.7M parameters, launch-bound):
 # A. `toy train` with the default budget (--set num_workers=WORKERS if WORKERS is set; else the
 #    recipe's default for a GPU): the recipe's wall time on a GPU,
@@ -89,6 +92,14 @@ pack recipe.tar.gz "$RUN" recipe.jsonl budget.json curves.png logs val mixed/cho
     encoders/probe.json encoders/metrics.jsonl pretrain/metrics.jsonl synthetic/metrics.jsonl \
     curriculum/metrics.jsonl finetune/metrics.jsonl finetune/config.yaml finetune/final
 pack curriculum.tar.gz "$RUN" curriculum/final
+# with RECIPE_ARGS="--set rec_view_steps=6000 --set tail=tail-pose.yaml" (the bundled model's
+# line, docs/toy-world.md "The recipe"): those stages' curves and the last finished one's model
+LAST=$($PY -c "import json
+done = [json.loads(x)['stage'] for x in open('$RUN/recipe.jsonl')]
+print(next((s for s in reversed(done) if s.startswith('tail-')), ''))" 2>/dev/null)
+pack line.tar.gz "$RUN" rec-two-shapes/metrics.jsonl \
+    $(cd "$RUN" 2>/dev/null && ls -d tail-*/metrics.jsonl tail-*/config.yaml 2>/dev/null) \
+    ${LAST:+$LAST/final}
 cp "$WORK/recipe-stdout.txt" "$OUT/" 2>/dev/null
 pack long.tar.gz "$LONG" probe/metrics.jsonl run/metrics.jsonl run/config.yaml run/final
 say "done; packed: $(ls "$OUT" | tr '\n' ' ')"

@@ -9,9 +9,10 @@ import dataclasses
 import json
 
 import pytest
+import yaml
 
 from sphinx_mllm import cli
-from sphinx_mllm.toy.recipe import QUICK, Budget, Run, _mix, stages
+from sphinx_mllm.toy.recipe import CONFIGS, QUICK, Budget, Run, _mix, read_tail, stages
 
 
 def _losses(path):
@@ -46,6 +47,22 @@ def test_quick_recipe_end_to_end(tmp_path, capsys):
         assert len(_losses(out / stage / "metrics.jsonl")) == steps, stage
         config = (out / stage / "config.yaml").read_text()
         assert "\nseed: 3\n" in config and "\nnum_workers: 1\n" in config, stage
+    # the tail (configs/toy/tail-pose.yaml at 0.001 of its steps): each stage from the one
+    # before, its own seed, rate and weights, validated; the last one is the recipe's model
+    tail = read_tail(QUICK.tail, ("data-all.yaml", "data-two-shapes.yaml"))
+    assert [t.name for t in tail] == names[-len(tail):] == ["tail-i", "tail-j", "tail-p", "tail-q",
+                                                           "tail-r"]
+    for i, t in enumerate(tail):
+        config = yaml.safe_load((out / t.name / "config.yaml").read_text())
+        assert config["seed"] == 3 + i + 1 and config["optim"]["lr"] == t.lr, t.name
+        assert config["model"].endswith(f"{names[-len(tail) + i - 1]}/final"), t.name
+        assert len(_losses(out / t.name / "metrics.jsonl")) == max(1, round(t.steps * 0.001))
+        assert (out / "val" / f"{t.name}.json").exists()
+    weights = {s["format"]: s.get("weight", 1.0) for s in
+               yaml.safe_load((out / "data" / "tail-p.yaml").read_text())["META"]
+               if s.get("format") in ("coco-keypoints", "publaynet", "vqav2")}
+    assert weights == {"coco-keypoints": 24.0, "publaynet": 16.0, "vqav2": 5.0}
+    assert f"wrote {out / 'tail-r' / 'final'}\n" in capsys.readouterr().out
     choice = json.loads((out / "mixed" / "choice.json").read_text())
     assert set(choice["scores"]) == {f"{b:g}" for b in QUICK.betas}
     assert (out / "mixed" / f"beta-{choice['beta']}" / "config.json").exists()
@@ -101,14 +118,31 @@ def test_the_finetune_starts_where_the_stage_list_says(tmp_path, monkeypatch, re
     monkeypatch.setattr(recipe, "validate", lambda *args, **kwargs: {})
     budget = Budget(rec_view_steps=rec_view_steps)
     stages(budget)[-1].run(Run(tmp_path, budget))
-    config, model, data, steps, name, batch, extra = calls[0]
-    assert (config, name, steps) == ("finetune.yaml", "finetune", budget.finetune_steps)
+    config, model, data, steps, name, batch, extra, weights = calls[0]
+    assert (config, name, steps, weights) == ("finetune.yaml", "finetune", budget.finetune_steps,
+                                              None)
     if rec_view_steps:
         assert model == tmp_path / "rec-two-shapes" / "final" and extra == ("grid=2",)
         assert data == ("data-all.yaml", "data-two-shapes.yaml")
     else:
         assert model == tmp_path / "curriculum" / "final" and extra == ()
         assert data == "data-all.yaml"
+
+
+def test_a_tail_stage_continues_the_one_before_it(tmp_path, monkeypatch):
+    from sphinx_mllm.toy import recipe
+
+    calls = []
+    monkeypatch.setattr(recipe, "train_stage", lambda run, *args: calls.append(args) or tmp_path)
+    monkeypatch.setattr(recipe, "validate", lambda *args, **kwargs: {})
+    budget = Budget(rec_view_steps=6000, tail="tail-pose.yaml", tail_scale=0.5, train_seed=7)
+    stages(budget)[-1].run(Run(tmp_path, budget))
+    config, model, data, steps, name, batch, extra, weights = calls[0]
+    assert (config, name, steps, batch) == ("finetune.yaml", "tail-r", 750, 16)
+    assert model == tmp_path / "tail-q" / "final"
+    assert data == ("data-all.yaml", "data-two-shapes.yaml")
+    assert extra == ("seed=12", "optim.lr=0.0001", "optim.min_lr=1e-05", "optim.warmup_steps=30")
+    assert weights["data-all.yaml"]["coco-keypoints"] == 36.0
 
 
 def test_the_stage_cannot_be_switched_once_the_finetune_started(tmp_path):
@@ -118,6 +152,43 @@ def test_the_stage_cannot_be_switched_once_the_finetune_started(tmp_path):
     (tmp_path / "budget.json").write_text(json.dumps({"rec_view_steps": 0}))
     with pytest.raises(ValueError, match="one-view REC stage off"):
         run_recipe(tmp_path, Budget(rec_view_steps=10))
+
+
+def test_a_tail_stage_is_refused_before_anything_runs(tmp_path):
+    for name in ("data-all.yaml", "data-two-shapes.yaml"):
+        (tmp_path / name).write_text((CONFIGS / name).read_text())
+    both = ("data-all.yaml", "data-two-shapes.yaml")
+
+    def tail(**stage):
+        (tmp_path / "t.yaml").write_text(yaml.safe_dump({"stages": [
+            {"name": "tail-a", "steps": 10, "lr": 1e-4, "min_lr": 1e-5, **stage}]}))
+        return read_tail("t.yaml", both, tmp_path)
+
+    assert tail(weights={"data-all.yaml": {"coco-keypoints": 36}})[0].steps == 10
+    with pytest.raises(ValueError, match="2 sources have format 'coco-captions'"):
+        tail(weights={"data-all.yaml": {"coco-captions": 2}})
+    with pytest.raises(ValueError, match="0 sources have format 'pose'"):
+        tail(weights={"data-all.yaml": {"pose": 2}})
+    with pytest.raises(ValueError, match="which the finetune does not use"):
+        tail(weights={"data-web.yaml": {"coco-captions": 2}})
+    with pytest.raises(ValueError, match="must start with 'tail-'"):
+        tail(name="polish")
+    with pytest.raises(ValueError, match="expected a mapping with lr, min_lr"):
+        tail(learning_rate=1e-4)
+    # the shipped tail names the two-shape source, so it needs the one-view stage
+    with pytest.raises(ValueError, match="data-two-shapes.yaml, which the finetune does not use"):
+        stages(Budget(tail="tail-pose.yaml"))
+    assert Budget(tail_scale=1.0).scaled(41).tail_scale == pytest.approx(41 / 82)
+
+
+def test_the_tail_cannot_be_changed_once_it_started(tmp_path):
+    from sphinx_mllm.toy.recipe import run_recipe
+
+    (tmp_path / "tail-i").mkdir()
+    (tmp_path / "budget.json").write_text(json.dumps({"rec_view_steps": 6000,
+                                                      "tail": "tail-pose.yaml"}))
+    with pytest.raises(ValueError, match="tail stages started with tail='tail-pose.yaml'"):
+        run_recipe(tmp_path, Budget(rec_view_steps=6000))
 
 
 def test_plotted_loss_is_a_trailing_running_mean():

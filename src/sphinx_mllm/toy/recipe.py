@@ -18,10 +18,14 @@ stage               what (tool)
 ``rec-two-shapes``  REC and REG on the two-shape world, global view alone (``rec-two-shapes.yaml``,
                     only with ``rec_view_steps``; the finetune then keeps its source, 5 views)
 ``finetune``        multi-task tuning on every task of the training world (``finetune.yaml``)
+``tail-*``          more multi-task stages, each from the one before, with their own steps,
+                    learning rates and source weights (only with ``tail``: a file such as
+                    ``configs/toy/tail-pose.yaml``; :func:`read_tail`)
 ==================  =========================================================================
 
-After ``curriculum``, ``rec-two-shapes`` and ``finetune`` the model is scored on the validation
-world (``toy eval``'s code; the validation points of the learning curve).
+After ``curriculum``, ``rec-two-shapes``, ``finetune`` and each ``tail-*`` stage the model is
+scored on the validation world (``toy eval``'s code; the validation points of the learning
+curve). The last stage's ``final/`` is the recipe's model.
 
 Every stage is skipped when its output is complete (a world's ``world.json``, a checkpoint's
 ``final/``, a JSON result), and the training stages resume from their last checkpoint
@@ -81,6 +85,8 @@ class Budget:
     finetune_steps: int = 3500  # packed conversations: a step costs ~1.18x an unpacked one
     batch_size: int = 32
     finetune_batch_size: int = 16  # more, smaller steps for the longest stage
+    tail: str = ""  # a file in configs/toy listing stages after the finetune ("": none)
+    tail_scale: float = 1.0  # multiplies the tail stages' steps (``scaled`` and QUICK set it)
     eval_max_new_tokens: int | None = None  # cap on every answer (quick runs only)
     train_seed: int = 0  # every training stage's seed (init, draws, the encoder stage's pictures)
     num_workers: int | None = None  # data-loading processes per training stage; None: GPU_WORKERS
@@ -107,6 +113,7 @@ class Budget:
             synthetic_steps=max(1, round(self.synthetic_steps * f)),
             curriculum_steps=max(1, round(self.curriculum_steps * f)),
             rec_view_steps=self.rec_view_steps and max(1, round(self.rec_view_steps * f)),
+            tail_scale=self.tail_scale * f,
             finetune_steps=max(1, round(self.finetune_steps * f)))
 
     def with_overrides(self, items: list[str]) -> "Budget":
@@ -137,11 +144,11 @@ finetune 3,273, validations included), and 82.7 with the world and tokenizer."""
 QUICK = Budget(world_n=48, world_1obj_n=24, val_n=8, encoder_steps=3, encoder_batch=2,
                pretrain_steps=3, synthetic_steps=2, betas=(0.0, 0.5, 1.0), beta_val_n=6,
                curriculum_steps=16, rec_view_steps=4, world_2shapes_n=12, finetune_steps=3,
-               batch_size=4, finetune_batch_size=4,
+               tail="tail-pose.yaml", tail_scale=0.001, batch_size=4, finetune_batch_size=4,
                eval_max_new_tokens=8)
 """A shortened recipe for CI: a tiny world, a few steps per stage (the curriculum stage long
-enough for its loss to fall), the optional one-view REC stage included, and answers cut at 8
-tokens. Too short to learn the answer formats:
+enough for its loss to fall), the optional one-view REC stage and tail included (2 or 3 steps a
+tail stage), and answers cut at 8 tokens. Too short to learn the answer formats:
 100 curriculum steps of 4 still answered REC with ``[0.30.30.30...``."""
 
 
@@ -183,35 +190,55 @@ def stage_log(path: Path):
 # --- mixtures and stage configs ----------------------------------------------------------------
 
 
-def rebase_mixture(names: str | tuple[str, ...], run: Run) -> Path:
+Weights = dict[str, dict[str, float]]
+"""New source weights: mixture file -> {source format: weight} (a tail stage's ``weights``)."""
+
+
+def _source_of(entries: list[dict], fmt: str, where: str) -> dict:
+    """The one entry of a mixture whose ``format`` is ``fmt``."""
+    found = [e for e in entries if e.get("format") == fmt]
+    if len(found) != 1:
+        formats = sorted({e["format"] for e in entries if "format" in e})
+        raise ValueError(f"{where}: {len(found)} sources have format {fmt!r}; a weight needs "
+                         f"exactly one (formats: {', '.join(formats)})")
+    return found[0]
+
+
+def rebase_mixture(names: str | tuple[str, ...], run: Run, weights: Weights | None = None,
+                   tag: str | None = None) -> Path:
     """The sources of ``configs/toy/<name>`` (of several names, in order: one mixture) with every
-    path under ``runs/toy`` moved under the run folder; written to ``DIR/data/<name>`` (names
-    joined by ``+``) and returned."""
+    path under ``runs/toy`` moved under the run folder and ``weights`` applied; written to
+    ``DIR/data/<tag>.yaml``, or ``DIR/data/<name>`` (names joined by ``+``), and returned."""
     names = (names,) if isinstance(names, str) else names
     default = DEFAULT_RUNS.resolve()
     sources = []
     for name in names:
         src = run.configs / name
-        for entry in yaml.safe_load(src.read_text())["META"]:
+        entries = yaml.safe_load(src.read_text())["META"]
+        for fmt, weight in (weights or {}).get(name, {}).items():
+            _source_of(entries, fmt, str(src))["weight"] = float(weight)
+        for entry in entries:
             for key in ("path", "root"):
                 if key in entry:
                     resolved = (src.parent / entry[key]).resolve()
                     entry[key] = str(run.out.resolve() / resolved.relative_to(default))
             sources.append(entry)
-    target = run.path("data", "+".join(names))
+    target = run.path("data", f"{tag}.yaml" if tag else "+".join(names))
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump({"META": sources}, sort_keys=False))
     return target
 
 
 def train_stage(run: Run, config: str, model: Path, data: str | tuple[str, ...], steps: int,
-                out: str, batch_size: int, extra: tuple[str, ...] = ()) -> Path:
+                out: str, batch_size: int, extra: tuple[str, ...] = (),
+                weights: Weights | None = None) -> Path:
     """``sphinx-mllm train configs/toy/<config> model=... data=... out=... steps=...
-    batch_size=...`` (then ``extra`` overrides)."""
+    batch_size=...`` (then ``extra`` overrides), on ``data`` with ``weights`` applied."""
     from ..train.config import load_config
     from ..train.trainer import train
 
-    overrides = [f"model={model}", f"data={rebase_mixture(data, run)}", f"out={run.path(out)}",
+    mixture = rebase_mixture(data, run, weights, tag=out if weights else None)
+    overrides = [f"model={model}", f"data={mixture}", f"out={run.path(out)}",
                  f"steps={steps}", f"batch_size={batch_size}",
                  f"save_every={max(1, min(50, steps // 4))}", f"seed={run.budget.train_seed}",
                  f"num_workers={run.budget.workers()}", *extra]
@@ -319,26 +346,90 @@ def chosen_mix(run: Run) -> Path:
 def _trained(name: str, config: str, data: str | tuple[str, ...],
              model_of: Callable[[Run], Path], steps_of: Callable[[Budget], int],
              batch_of: Callable[[Budget], int] = lambda b: b.batch_size,
-             extra: tuple[str, ...] = ()) -> Stage:
+             extra: tuple[str, ...] = (), weights: Weights | None = None,
+             validated: bool = False) -> Stage:
+    """A training stage; ``validated``: followed by a validation of every task (a point of the
+    validation curve)."""
     def go(run: Run) -> dict:
         final = train_stage(run, config, model_of(run), data, steps_of(run.budget), name,
-                            batch_of(run.budget), extra)
-        return {"val": validate(run, final, name)} if name in VALIDATED else {}
+                            batch_of(run.budget), extra, weights)
+        return {"val": validate(run, final, name)} if validated else {}
     return Stage(name, lambda run: run.path(name, "final").exists(), go)
 
 
-VALIDATED = ("curriculum", "rec-two-shapes", "finetune")
-"""Training stages followed by a validation of every task (points of the validation curve)."""
+@dataclass(frozen=True)
+class TailStage:
+    """One stage of a tail file (``configs/toy/tail-pose.yaml`` explains the format)."""
+
+    name: str
+    steps: int
+    lr: float
+    min_lr: float
+    weights: Weights
+    warmup_steps: int = 30
 
 
-def stages(budget: Budget) -> list[Stage]:
-    """The stages ``budget`` runs, in order."""
+TAIL_PREFIX = "tail-"
+"""Every tail stage's name starts so (its folder, log and validation are named after it)."""
+
+
+def read_tail(name: str, mixtures: tuple[str, ...], configs: Path = CONFIGS) -> list[TailStage]:
+    """The stages of ``configs/<name>``, checked against the finetune's mixture files
+    ``mixtures``: each weight must name one source of one of them."""
+    path = configs / name
+    raw = yaml.safe_load(path.read_text()) or {}
+    fields = {f.name for f in dataclasses.fields(TailStage)}
+    required = {"name", "steps", "lr", "min_lr"}
+    tail: list[TailStage] = []
+    for i, entry in enumerate(raw.get("stages") or []):
+        where = f"{path}: stages[{i}]"
+        if not isinstance(entry, dict) or set(entry) - fields or not required <= set(entry):
+            raise ValueError(f"{where}: expected a mapping with {', '.join(sorted(required))} "
+                             f"and optionally {', '.join(sorted(fields - required))}")
+        stage = TailStage(name=str(entry["name"]), steps=int(entry["steps"]),
+                          lr=float(entry["lr"]), min_lr=float(entry["min_lr"]),
+                          weights=entry.get("weights") or {},
+                          warmup_steps=int(entry.get("warmup_steps", 30)))
+        if not stage.name.startswith(TAIL_PREFIX) or stage.name in {t.name for t in tail}:
+            raise ValueError(f"{where}: name {stage.name!r} must start with {TAIL_PREFIX!r} and "
+                             "be unique")
+        for mixture, by_format in stage.weights.items():
+            if mixture not in mixtures:
+                raise ValueError(f"{where}: weights for {mixture}, which the finetune does not "
+                                 f"use (its mixture: {', '.join(mixtures)})")
+            entries = yaml.safe_load((configs / mixture).read_text())["META"]
+            for fmt in by_format:
+                _source_of(entries, fmt, where)
+        tail.append(stage)
+    if not tail:
+        raise ValueError(f"{path}: no stages")
+    return tail
+
+
+def _tail_stages(budget: Budget, mixtures: tuple[str, ...], configs: Path) -> list[Stage]:
+    """One training stage per stage of ``budget.tail``, each from the one before it; seeds
+    ``train_seed + 1``, ``+ 2``, ... so that no two replay the same draws."""
+    out, previous = [], "finetune"
+    for i, t in enumerate(read_tail(budget.tail, mixtures, configs) if budget.tail else []):
+        out.append(_trained(
+            t.name, "finetune.yaml", mixtures, lambda run, p=previous: run.path(p, "final"),
+            lambda b, n=t.steps: max(1, round(n * b.tail_scale)), lambda b: b.finetune_batch_size,
+            (f"seed={budget.train_seed + i + 1}", f"optim.lr={t.lr}", f"optim.min_lr={t.min_lr}",
+             f"optim.warmup_steps={t.warmup_steps}"), t.weights, validated=True))
+        previous = t.name
+    return out
+
+
+def stages(budget: Budget, configs: Path = CONFIGS) -> list[Stage]:
+    """The stages ``budget`` runs, in order (a tail file is read and checked here)."""
     with_rec_view = budget.rec_view_steps > 0
+    mixtures = ("data-all.yaml", "data-two-shapes.yaml") if with_rec_view else ("data-all.yaml",)
     rec_view = [
         _world(3, lambda b: b.world_2shapes_n, "world-2shapes", max_things=2, min_things=2),
         _trained("rec-two-shapes", "rec-two-shapes.yaml", "data-two-shapes.yaml",
                  lambda run: run.path("curriculum", "final"), lambda b: b.rec_view_steps,
-                 lambda b: b.finetune_batch_size),  # the fifteenth run's batch of 16
+                 lambda b: b.finetune_batch_size,  # the fifteenth run's batch of 16
+                 validated=True),
     ] if with_rec_view else []
     return [
         _world(0, lambda b: b.world_n, "world"),
@@ -353,38 +444,47 @@ def stages(budget: Budget) -> list[Stage]:
                  lambda run: run.path("pretrain", "final"), lambda b: b.synthetic_steps),
         Stage("mix", lambda run: run.path("mixed", "choice.json").exists(), _mix),
         _trained("curriculum", "curriculum.yaml", "data-curriculum.yaml", chosen_mix,
-                 lambda b: b.curriculum_steps),
+                 lambda b: b.curriculum_steps, validated=True),
         *rec_view,
-        _trained("finetune", "finetune.yaml",
-                 ("data-all.yaml", "data-two-shapes.yaml") if with_rec_view else "data-all.yaml",
+        _trained("finetune", "finetune.yaml", mixtures if with_rec_view else mixtures[0],
                  lambda run: run.path("rec-two-shapes" if with_rec_view else "curriculum", "final"),
                  lambda b: b.finetune_steps, lambda b: b.finetune_batch_size,
                  # back to the preset's views after the one-view stage
-                 (f"grid={SphinxConfig.from_name('toy-world').grid}",) if with_rec_view else ()),
+                 (f"grid={SphinxConfig.from_name('toy-world').grid}",) if with_rec_view else (),
+                 validated=True),
+        *_tail_stages(budget, mixtures, configs),
     ]
 
 
 def _check_stage_list(run: Run) -> None:
-    """Refuse to switch the one-view REC stage on or off in a folder whose finetune has started:
-    the finetune's source model and mixture depend on it."""
+    """Refuse to switch the one-view REC stage on or off in a folder whose finetune has started
+    (the finetune's source model and mixture depend on it), or to change the tail file once a
+    tail stage has started."""
     saved = run.path("budget.json")
-    if not saved.exists() or not run.path("finetune").exists():
+    if not saved.exists():
         return
-    before = json.loads(saved.read_text()).get("rec_view_steps", 0) > 0
-    if before != (run.budget.rec_view_steps > 0):
+    before = json.loads(saved.read_text())
+    rec_view = before.get("rec_view_steps", 0) > 0
+    if run.path("finetune").exists() and rec_view != (run.budget.rec_view_steps > 0):
         raise ValueError(f"{run.out}: its finetune started with the one-view REC stage "
-                         f"{'on' if before else 'off'} (budget.json); use a new folder")
+                         f"{'on' if rec_view else 'off'} (budget.json); use a new folder")
+    tail = before.get("tail", "")
+    if tail != run.budget.tail and any(run.out.glob(f"{TAIL_PREFIX}*")):
+        raise ValueError(f"{run.out}: its tail stages started with tail={tail!r} (budget.json), "
+                         f"not {run.budget.tail!r}; use a new folder")
 
 
 def run_recipe(out: str | Path, budget: Budget = Budget(), configs: str | Path = CONFIGS,
                only: Callable[[str], None] | None = None) -> Path:
-    """Run every stage not yet complete; return the final checkpoint (``DIR/finetune/final``).
-    ``only`` is called with each stage's name as it starts (progress for the CLI)."""
+    """Run every stage not yet complete; return the last stage's final checkpoint
+    (``DIR/finetune/final``, or the last tail stage's). ``only`` is called with each stage's
+    name as it starts (progress for the CLI)."""
     run = Run(Path(out), budget, Path(configs))
+    plan = stages(budget, run.configs)  # a bad tail file fails here, before any stage runs
     run.out.mkdir(parents=True, exist_ok=True)
     _check_stage_list(run)
     run.path("budget.json").write_text(json.dumps(dataclasses.asdict(budget), indent=2) + "\n")
-    for stage in stages(budget):
+    for stage in plan:
         if stage.done(run):
             continue
         if only is not None:
@@ -393,19 +493,19 @@ def run_recipe(out: str | Path, budget: Budget = Budget(), configs: str | Path =
         with stage_log(run.path("logs", f"{stage.name}.log")):
             extra = stage.run(run) or {}
         run.record(stage.name, time.perf_counter() - start, **extra)
-    return run.path("finetune", "final")
+    return run.path(plan[-1].name, "final")
 
 
 # --- learning curves ---------------------------------------------------------------------------
 
 
-TRAINED = ("encoders", "pretrain", "synthetic", "curriculum", "rec-two-shapes", "finetune")
 CURVE_KEYS = ("vqa_acc", "highres_acc", "rec_acc50", "det_map50", "layout_map50", "pose_pck10")
 
 
 def _stage_curve(run: Path, stage: str) -> list[tuple[float, float]]:
     """(seconds since the stage started, loss) from ``metrics.jsonl`` (the trainer writes
-    ``step_s``; the encoder stage writes cumulative ``seconds``)."""
+    ``step_s``; the encoder stage writes cumulative ``seconds``); none for a stage that does
+    not train."""
     points, clock = [], 0.0
     path = run / stage / "metrics.jsonl"
     if not path.exists():
@@ -444,15 +544,15 @@ def plot_recipe(run: str | Path, out: str | Path) -> Path:
     clock = 0.0
     val_points: dict[str, list[tuple[float, float]]] = {k: [] for k in CURVE_KEYS}
     for rec in records:
-        if rec["stage"] in TRAINED:
-            curve = _stage_curve(run, rec["stage"])
-            if curve:
-                minutes = [(clock + t) / 60 for t, _ in curve]
-                raw = ax_loss.plot(minutes, [v for _, v in curve], linewidth=0.5, alpha=0.3)
-                # the steps' tasks differ, so a running mean shows the trend through the noise
-                window = min(LOSS_WINDOW, max(1, len(curve) // 20))  # short stages, short lag
-                ax_loss.plot(minutes, _running_mean([v for _, v in curve], window),
-                             color=raw[0].get_color(), label=rec["stage"], linewidth=1.5)
+        curve = _stage_curve(run, rec["stage"])
+        if curve:
+            minutes = [(clock + t) / 60 for t, _ in curve]
+            raw = ax_loss.plot(minutes, [v for _, v in curve], linewidth=0.5, alpha=0.3)
+            # the steps' tasks differ, so a running mean shows the trend through the noise
+            window = min(LOSS_WINDOW, max(1, len(curve) // 20))  # short stages, short lag
+            ax_loss.plot(minutes, _running_mean([v for _, v in curve], window),
+                         color=raw[0].get_color(), label=rec["stage"], linewidth=1.5)
+
         clock += rec["seconds"]
         for key in CURVE_KEYS:
             value = (rec.get("val") or {}).get(key)
