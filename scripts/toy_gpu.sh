@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The toy recipe on one lent GPU, in one call of the device tool (run from the repository root):
 #   bash scripts/toy_gpu.sh   # $OUT: recipe.tar.gz, curriculum.tar.gz, long.tar.gz, two logs
+#                             # (and line.tar.gz when the recipe ran the optional stages)
 # Needs the package's eval dependencies (pycocotools, pycocoevalcap) importable: the recipe's
 # validations score with them. A bare device image lacks both; the call that ran this put them
 # on PYTHONPATH first (docs/toy-world.md, "Tenth run").
 # RECIPE_ARGS="--set rec_view_steps=6000 --set tail=tail-pose.yaml" runs the bundled model's whole
 # line instead: 15,000 more steps and 6 more validations, about 17 more minutes at the tenth
-# run's H200 rates (0.045 s a step, 60 s a validation), so it needs more than one call (BUDGET_S).
+# run's H200 rates (0.045 s a step, 60 s a validation), about 26 in all: more than one call and
+# more than one 15-minute lend. A later call resumes only on the same warm machine (WORK lives in
+# /tmp); LONG_JOB=0 leaves the card to A.
 # Two jobs share the card (each keeps it mostly idle: 4.7M parameters, launch-bound):
 # A. `toy train` with the default budget (--set num_workers=WORKERS if WORKERS is set; else the
 #    recipe's default for a GPU): the recipe's wall time on a GPU,
@@ -26,7 +29,7 @@ cd "$(dirname "$0")/.."
 START=$SECONDS
 OUT=${OUT:-runs/toy-gpu} WORK=${WORK:-/tmp/toy-gpu} PY=${PY:-python3}
 BUDGET_S=${BUDGET_S:-540} WORKERS=${WORKERS:-} RECIPE_ARGS=${RECIPE_ARGS:-}
-RECIPE=${RECIPE:-1} LONG_MODEL=$(realpath "${LONG_MODEL:-src/sphinx_mllm/assets/toy-world}")
+RECIPE=${RECIPE:-1} LONG_JOB=${LONG_JOB:-1} LONG_MODEL=$(realpath "${LONG_MODEL:-src/sphinx_mllm/assets/toy-world}")
 LONG_BATCH=${LONG_BATCH:-64} LONG_WORKERS=${LONG_WORKERS:-6} PROBE_STEPS=${PROBE_STEPS:-100}
 DEADLINE=$((START + BUDGET_S))
 mkdir -p "$OUT" "$WORK"
@@ -53,7 +56,9 @@ A=$!
 
 # B waits for A's training world, then reads it through its own mixture copy
 while [ ! -f "$RUN/world/world.json" ] && kill -0 $A 2>/dev/null; do sleep 2; done
-if [ -f "$RUN/world/world.json" ]; then
+if [ "$LONG_JOB" != 1 ]; then
+    say "B: skipped (LONG_JOB=$LONG_JOB)"
+elif [ -f "$RUN/world/world.json" ]; then
     say "B: world ready"
     mkdir -p "$LONG" && ln -sfn "$RUN/world" "$LONG/world"
     DATA=$($PY -c "from pathlib import Path
@@ -94,9 +99,7 @@ pack recipe.tar.gz "$RUN" recipe.jsonl budget.json curves.png logs val mixed/cho
 pack curriculum.tar.gz "$RUN" curriculum/final
 # with RECIPE_ARGS="--set rec_view_steps=6000 --set tail=tail-pose.yaml" (the bundled model's
 # line, docs/toy-world.md "The recipe"): those stages' curves and the last finished one's model
-LAST=$($PY -c "import json
-done = [json.loads(x)['stage'] for x in open('$RUN/recipe.jsonl')]
-print(next((s for s in reversed(done) if s.startswith('tail-')), ''))" 2>/dev/null)
+LAST=$(grep -o '"stage": "tail-[^"]*"' "$RUN/recipe.jsonl" 2>/dev/null | tail -1 | cut -d'"' -f4)
 pack line.tar.gz "$RUN" rec-two-shapes/metrics.jsonl \
     $(cd "$RUN" 2>/dev/null && ls -d tail-*/metrics.jsonl tail-*/config.yaml 2>/dev/null) \
     ${LAST:+$LAST/final}

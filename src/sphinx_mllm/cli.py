@@ -513,10 +513,12 @@ def add_toy_commands(sub) -> None:
 
     tr = toy_sub.add_parser("train", help="run the whole recipe (world, tokenizer, encoders, "
                             "pretrain, synthetic, mix, curriculum, [one-view REC with --set "
-                            "rec_view_steps=N], finetune); resumable")
+                            "rec_view_steps=N], finetune, [tail stages with --set tail=FILE]); "
+                            "resumable")
     tr.add_argument("--out", required=True, help="run folder (stages already complete are skipped)")
     tr.add_argument("--minutes", type=float, default=None,
-                    help="scale every stage's steps to about this many minutes on 2 CPU cores")
+                    help="scale every stage's steps by MINUTES / the default recipe's minutes on "
+                         "2 CPU cores (the optional stages add to that)")
     tr.add_argument("--quick", action="store_true",
                     help="a tiny world and a few steps per stage (CI smoke run)")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -7,6 +7,7 @@ still answer REC with ``[0.30.30.30...``); the formats are checked on the bundle
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -56,12 +57,16 @@ def test_quick_recipe_end_to_end(tmp_path, capsys):
         config = yaml.safe_load((out / t.name / "config.yaml").read_text())
         assert config["seed"] == 3 + i + 1 and config["optim"]["lr"] == t.lr, t.name
         assert config["model"].endswith(f"{names[-len(tail) + i - 1]}/final"), t.name
-        assert len(_losses(out / t.name / "metrics.jsonl")) == max(1, round(t.steps * 0.001))
+        steps = max(1, round(t.steps * QUICK.tail_scale))
+        assert len(_losses(out / t.name / "metrics.jsonl")) == steps, t.name
         assert (out / "val" / f"{t.name}.json").exists()
-    weights = {s["format"]: s.get("weight", 1.0) for s in
-               yaml.safe_load((out / "data" / "tail-p.yaml").read_text())["META"]
-               if s.get("format") in ("coco-keypoints", "publaynet", "vqav2")}
-    assert weights == {"coco-keypoints": 24.0, "publaynet": 16.0, "vqav2": 5.0}
+    weights = [(s.get("format"), Path(s["path"]).parent.name, s.get("weight", 1.0)) for s in
+               yaml.safe_load((out / "data" / "tail-p.yaml").read_text())["META"]]
+    assert ("coco-keypoints", "run", 24.0) in weights and ("publaynet", "run", 16.0) in weights
+    assert ("vqav2", "run", 5.0) in weights  # not named in the tail: as in data-all.yaml
+    assert ("refcoco", "world", 0.5) in weights and ("refcoco", "world-2shapes", 0.4) in weights
+    assert json.loads((out / "tail-r" / "final" / "config.json").read_text())["grid"] == 2
+    assert (out / "tail.yaml").read_text() == (CONFIGS / QUICK.tail).read_text()
     assert f"wrote {out / 'tail-r' / 'final'}\n" in capsys.readouterr().out
     choice = json.loads((out / "mixed" / "choice.json").read_text())
     assert set(choice["scores"]) == {f"{b:g}" for b in QUICK.betas}
@@ -107,6 +112,7 @@ def test_the_one_view_rec_stage_is_left_out_by_default():
                                                  "finetune"]
     assert on.scaled(41).rec_view_steps == 3000 and Budget().scaled(41).rec_view_steps == 0
     assert on.scaled(0.001).rec_view_steps == 1  # scaled down, never switched off
+    assert Budget().scaled(41).tail_scale == 0.5  # and the tail's steps with them
 
 
 @pytest.mark.parametrize("rec_view_steps", [0, 6000])
@@ -126,7 +132,7 @@ def test_the_finetune_starts_where_the_stage_list_says(tmp_path, monkeypatch, re
         assert data == ("data-all.yaml", "data-two-shapes.yaml")
     else:
         assert model == tmp_path / "curriculum" / "final" and extra == ()
-        assert data == "data-all.yaml"
+        assert data == ("data-all.yaml",)
 
 
 def test_a_tail_stage_continues_the_one_before_it(tmp_path, monkeypatch):
@@ -173,22 +179,48 @@ def test_a_tail_stage_is_refused_before_anything_runs(tmp_path):
         tail(weights={"data-web.yaml": {"coco-captions": 2}})
     with pytest.raises(ValueError, match="must start with 'tail-'"):
         tail(name="polish")
-    with pytest.raises(ValueError, match="expected a mapping with lr, min_lr"):
+    with pytest.raises(ValueError, match=r"unknown keys \['learning_rate'\], missing keys \[\]"):
         tail(learning_rate=1e-4)
+    for bad in ({"steps": 0}, {"min_lr": 1e-3}, {"lr": -1.0},
+                {"weights": {"data-all.yaml": {"vqav2": -1}}}):
+        with pytest.raises(ValueError, match="needs steps >= 1, 0 <= min_lr <= lr"):
+            tail(**bad)
+    with pytest.raises(ValueError, match="could not convert string to float: 'lots'"):
+        tail(weights={"data-all.yaml": {"vqav2": "lots"}})
+    with pytest.raises(ValueError, match="name a file in"):
+        read_tail("configs/toy/tail-pose.yaml", both)
+
+
+def test_a_bad_tail_stops_the_recipe_before_any_stage(tmp_path):
+    from sphinx_mllm.toy.recipe import run_recipe
+
     # the shipped tail names the two-shape source, so it needs the one-view stage
-    with pytest.raises(ValueError, match="data-two-shapes.yaml, which the finetune does not use"):
-        stages(Budget(tail="tail-pose.yaml"))
-    assert Budget(tail_scale=1.0).scaled(41).tail_scale == pytest.approx(41 / 82)
+    with pytest.raises(ValueError, match="data-two-shapes.yaml joins it with --set rec_view"):
+        run_recipe(tmp_path / "run", Budget(tail="tail-pose.yaml"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_the_tail_cannot_be_changed_once_it_started(tmp_path):
     from sphinx_mllm.toy.recipe import run_recipe
 
-    (tmp_path / "tail-i").mkdir()
-    (tmp_path / "budget.json").write_text(json.dumps({"rec_view_steps": 6000,
-                                                      "tail": "tail-pose.yaml"}))
-    with pytest.raises(ValueError, match="tail stages started with tail='tail-pose.yaml'"):
-        run_recipe(tmp_path, Budget(rec_view_steps=6000))
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for name in ("data-all.yaml", "data-two-shapes.yaml", "tail-pose.yaml"):
+        (configs / name).write_text((CONFIGS / name).read_text())
+    run = tmp_path / "run"
+    (run / "tail-i").mkdir(parents=True)
+    (run / "tail.yaml").write_text((CONFIGS / "tail-pose.yaml").read_text())
+    (run / "budget.json").write_text(json.dumps({"rec_view_steps": 6000, "tail": "tail-pose.yaml",
+                                                 "tail_scale": 1.0}))
+    started = Budget(rec_view_steps=6000, tail="tail-pose.yaml")
+    for changed in (dataclasses.replace(started, tail=""),
+                    dataclasses.replace(started, tail_scale=0.5)):
+        with pytest.raises(ValueError, match="tail stages started with tail='tail-pose.yaml'"):
+            run_recipe(run, changed, configs)
+    (configs / "tail-pose.yaml").write_text(
+        (CONFIGS / "tail-pose.yaml").read_text().replace("steps: 3000", "steps: 2000"))
+    with pytest.raises(ValueError, match="the file as in"):  # edited in place
+        run_recipe(run, started, configs)
 
 
 def test_plotted_loss_is_a_trailing_running_mean():

@@ -233,11 +233,12 @@ def train_stage(run: Run, config: str, model: Path, data: str | tuple[str, ...],
                 out: str, batch_size: int, extra: tuple[str, ...] = (),
                 weights: Weights | None = None) -> Path:
     """``sphinx-mllm train configs/toy/<config> model=... data=... out=... steps=...
-    batch_size=...`` (then ``extra`` overrides), on ``data`` with ``weights`` applied."""
+    batch_size=...`` (then ``extra`` overrides), on ``data`` with ``weights`` applied (given,
+    even empty, the mixture is written as ``DIR/data/<out>.yaml``)."""
     from ..train.config import load_config
     from ..train.trainer import train
 
-    mixture = rebase_mixture(data, run, weights, tag=out if weights else None)
+    mixture = rebase_mixture(data, run, weights, tag=None if weights is None else out)
     overrides = [f"model={model}", f"data={mixture}", f"out={run.path(out)}",
                  f"steps={steps}", f"batch_size={batch_size}",
                  f"save_every={max(1, min(50, steps // 4))}", f"seed={run.budget.train_seed}",
@@ -365,7 +366,7 @@ class TailStage:
     steps: int
     lr: float
     min_lr: float
-    weights: Weights
+    weights: Weights = dataclasses.field(default_factory=dict)
     warmup_steps: int = 30
 
 
@@ -373,30 +374,52 @@ TAIL_PREFIX = "tail-"
 """Every tail stage's name starts so (its folder, log and validation are named after it)."""
 
 
+def _tail_file(name: str, configs: Path) -> Path:
+    path = configs / name
+    if Path(name).name != name or not path.is_file():
+        known = sorted(p.name for p in configs.glob(f"{TAIL_PREFIX}*.yaml"))
+        raise ValueError(f"tail {name!r}: name a file in {configs} ({', '.join(known)})")
+    return path
+
+
 def read_tail(name: str, mixtures: tuple[str, ...], configs: Path = CONFIGS) -> list[TailStage]:
     """The stages of ``configs/<name>``, checked against the finetune's mixture files
-    ``mixtures``: each weight must name one source of one of them."""
-    path = configs / name
-    raw = yaml.safe_load(path.read_text()) or {}
-    fields = {f.name for f in dataclasses.fields(TailStage)}
-    required = {"name", "steps", "lr", "min_lr"}
+    ``mixtures`` (each weight must name one source of one of them) and for sane numbers."""
+    path = _tail_file(name, configs)
+    fields = {f.name: f for f in dataclasses.fields(TailStage)}
+    required = {n for n, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     tail: list[TailStage] = []
-    for i, entry in enumerate(raw.get("stages") or []):
+    for i, entry in enumerate((yaml.safe_load(path.read_text()) or {}).get("stages") or []):
         where = f"{path}: stages[{i}]"
-        if not isinstance(entry, dict) or set(entry) - fields or not required <= set(entry):
-            raise ValueError(f"{where}: expected a mapping with {', '.join(sorted(required))} "
-                             f"and optionally {', '.join(sorted(fields - required))}")
-        stage = TailStage(name=str(entry["name"]), steps=int(entry["steps"]),
-                          lr=float(entry["lr"]), min_lr=float(entry["min_lr"]),
-                          weights=entry.get("weights") or {},
-                          warmup_steps=int(entry.get("warmup_steps", 30)))
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: expected a mapping of {', '.join(fields)}")
+        unknown, missing = sorted(set(entry) - set(fields)), sorted(required - set(entry))
+        if unknown or missing:
+            raise ValueError(f"{where}: unknown keys {unknown}, missing keys {missing} (known: "
+                             f"{', '.join(fields)})")
+        try:
+            weights = {m: {fmt: float(w) for fmt, w in by_format.items()}
+                       for m, by_format in (entry.get("weights") or {}).items()}
+            stage = TailStage(**{**entry, "name": str(entry["name"]), "steps": int(entry["steps"]),
+                                 "lr": float(entry["lr"]), "min_lr": float(entry["min_lr"]),
+                                 "weights": weights})
+            stage = dataclasses.replace(stage, warmup_steps=int(stage.warmup_steps))
+        except (TypeError, ValueError, AttributeError) as e:
+            raise ValueError(f"{where}: {e}") from None
+        if stage.steps < 1 or stage.warmup_steps < 0 or not 0 <= stage.min_lr <= stage.lr or \
+                stage.lr <= 0 or any(w < 0 for f in weights.values() for w in f.values()):
+            raise ValueError(f"{where}: needs steps >= 1, 0 <= min_lr <= lr, lr > 0, "
+                             "warmup_steps >= 0 and weights >= 0")
         if not stage.name.startswith(TAIL_PREFIX) or stage.name in {t.name for t in tail}:
             raise ValueError(f"{where}: name {stage.name!r} must start with {TAIL_PREFIX!r} and "
                              "be unique")
-        for mixture, by_format in stage.weights.items():
+        for mixture, by_format in weights.items():
             if mixture not in mixtures:
-                raise ValueError(f"{where}: weights for {mixture}, which the finetune does not "
-                                 f"use (its mixture: {', '.join(mixtures)})")
+                raise ValueError(
+                    f"{where}: weights for {mixture}, which the finetune does not use (its "
+                    f"mixture: {', '.join(mixtures)}; data-two-shapes.yaml joins it with "
+                    "--set rec_view_steps=N)")
             entries = yaml.safe_load((configs / mixture).read_text())["META"]
             for fmt in by_format:
                 _source_of(entries, fmt, where)
@@ -412,10 +435,13 @@ def _tail_stages(budget: Budget, mixtures: tuple[str, ...], configs: Path) -> li
     out, previous = [], "finetune"
     for i, t in enumerate(read_tail(budget.tail, mixtures, configs) if budget.tail else []):
         out.append(_trained(
-            t.name, "finetune.yaml", mixtures, lambda run, p=previous: run.path(p, "final"),
-            lambda b, n=t.steps: max(1, round(n * b.tail_scale)), lambda b: b.finetune_batch_size,
-            (f"seed={budget.train_seed + i + 1}", f"optim.lr={t.lr}", f"optim.min_lr={t.min_lr}",
-             f"optim.warmup_steps={t.warmup_steps}"), t.weights, validated=True))
+            t.name, "finetune.yaml", mixtures,
+            model_of=lambda run, p=previous: run.path(p, "final"),
+            steps_of=lambda b, n=t.steps: max(1, round(n * b.tail_scale)),
+            batch_of=lambda b: b.finetune_batch_size,
+            extra=(f"seed={budget.train_seed + i + 1}", f"optim.lr={t.lr}",
+                   f"optim.min_lr={t.min_lr}", f"optim.warmup_steps={t.warmup_steps}"),
+            weights=t.weights, validated=True))
         previous = t.name
     return out
 
@@ -446,7 +472,7 @@ def stages(budget: Budget, configs: Path = CONFIGS) -> list[Stage]:
         _trained("curriculum", "curriculum.yaml", "data-curriculum.yaml", chosen_mix,
                  lambda b: b.curriculum_steps, validated=True),
         *rec_view,
-        _trained("finetune", "finetune.yaml", mixtures if with_rec_view else mixtures[0],
+        _trained("finetune", "finetune.yaml", mixtures,
                  lambda run: run.path("rec-two-shapes" if with_rec_view else "curriculum", "final"),
                  lambda b: b.finetune_steps, lambda b: b.finetune_batch_size,
                  # back to the preset's views after the one-view stage
@@ -468,10 +494,19 @@ def _check_stage_list(run: Run) -> None:
     if run.path("finetune").exists() and rec_view != (run.budget.rec_view_steps > 0):
         raise ValueError(f"{run.out}: its finetune started with the one-view REC stage "
                          f"{'on' if rec_view else 'off'} (budget.json); use a new folder")
-    tail = before.get("tail", "")
-    if tail != run.budget.tail and any(run.out.glob(f"{TAIL_PREFIX}*")):
-        raise ValueError(f"{run.out}: its tail stages started with tail={tail!r} (budget.json), "
-                         f"not {run.budget.tail!r}; use a new folder")
+    if not any(run.out.glob(f"{TAIL_PREFIX}*")):
+        return
+    saved_tail = run.path("tail.yaml")  # the file as the first tail stage read it
+    now = (run.budget.tail or "", run.budget.tail_scale,
+           _tail_file(run.budget.tail, run.configs).read_text() if run.budget.tail else "")
+    then = (before.get("tail") or "", before.get("tail_scale", 1.0),
+            saved_tail.read_text() if saved_tail.exists() else "")
+    if now != then:
+        raise ValueError(f"{run.out}: its tail stages started with tail={then[0]!r}, "
+                         f"tail_scale={then[1]} (budget.json) and the file as in {saved_tail}; "
+                         "a changed tail would change their seeds, sources or schedules: use a "
+                         "new folder")
+
 
 
 def run_recipe(out: str | Path, budget: Budget = Budget(), configs: str | Path = CONFIGS,
@@ -484,6 +519,8 @@ def run_recipe(out: str | Path, budget: Budget = Budget(), configs: str | Path =
     run.out.mkdir(parents=True, exist_ok=True)
     _check_stage_list(run)
     run.path("budget.json").write_text(json.dumps(dataclasses.asdict(budget), indent=2) + "\n")
+    if budget.tail:
+        run.path("tail.yaml").write_text(_tail_file(budget.tail, run.configs).read_text())
     for stage in plan:
         if stage.done(run):
             continue
@@ -579,7 +616,7 @@ def plot_recipe(run: str | Path, out: str | Path) -> Path:
 
 def bundle(checkpoint: str | Path, out: str | Path, dtype: str = "bfloat16") -> Path:
     """Write ``checkpoint`` (with its tokenizer) to ``out`` in ``dtype``: the package's default
-    model is made this way from the recipe's ``finetune/final`` (docs/toy-world.md)."""
+    model is made this way from a training stage's ``final/`` (docs/toy-world.md)."""
     from ..checkpoint import load, ours
     from ..constants import DTYPES
 
