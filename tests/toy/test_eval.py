@@ -28,7 +28,8 @@ def test_perfect_answers_score_one(eval_world):
     assert all(v == pytest.approx(1.0) for v in result["vqa_families"].values())
     by_objects = result["rec_by_objects"]
     assert set(by_objects) <= set(range(1, MAX_THINGS + 1)) and len(by_objects) > 1
-    assert all(r["named"] == pytest.approx(1.0) and r["other"] == 0.0 for r in by_objects.values())
+    assert all(r["named"] == pytest.approx(1.0) and r["other"] == r["near"] == 0.0
+               for r in by_objects.values())
     assert sum(r["n"] for r in by_objects.values()) == len(items["rec"])
     # one synthetic reference per picture, answered verbatim: CIDEr-D's maximum (10)
     assert summary["caption_cider_synthetic"] == pytest.approx(10.0)
@@ -56,7 +57,10 @@ def test_shifted_boxes_fail_rec(eval_world):
     answers["rec"] = shifted
     result = score_world(eval_world, answers, items)
     assert result["summary"]["rec_acc50"] < 0.05
-    assert all(r["named"] < 0.05 for r in result["rec_by_objects"].values())
+    by_objects = result["rec_by_objects"]
+    assert all(r["named"] < 0.05 for r in by_objects.values())
+    # a lone shape is the nearest to any box: every miss there is placed by the named shape
+    assert by_objects[1]["near"] == 1.0 and all(r["near"] <= 1.0 for r in by_objects.values())
 
 
 def test_rec_by_objects_groups_by_the_shapes_in_the_scene(eval_world):
@@ -80,6 +84,7 @@ def test_rec_by_objects_groups_by_the_shapes_in_the_scene(eval_world):
     assert len(expected) > 1 and 1 in expected
     for count, rec in by_objects.items():
         assert (rec["named"], rec["other"]) == ((1.0, 0.0) if count == 1 else (0.0, 1.0)), count
+        assert rec["near"] == 0.0, count
 
 
 def test_rec_by_objects_counts_answered_expressions_only(eval_world):
@@ -111,7 +116,8 @@ def test_toy_eval_cli_scores_only_the_tasks_asked(tmp_path, capsys):
     code = cli.main(["toy", "eval", "--model", "toy-world", "--seed", "1001", "--n", "8",
                      "--tasks", "rec", "--max-new-tokens", "3", "--out", str(tmp_path)])
     assert code == 0
-    breakdown = r"^  rec \d shapes? +\d\.\d{3}  \(another shape boxed: \d\.\d{3}, n = \d+\)$"
+    breakdown = (r"^  rec \d shapes? +\d\.\d{3}  \(another shape boxed: \d\.\d{3}; by the named "
+                 r"one, IoU < 0\.5: \d\.\d{3}; n = \d+\)$")
     assert re.search(breakdown, capsys.readouterr().out, re.M)
     assert [p.name for p in (tmp_path / "answers").glob("*.answers.jsonl")] == ["rec.answers.jsonl"]
     scores = json.loads((tmp_path / "answers" / "scores.json").read_text())

@@ -129,11 +129,15 @@ def shapes_per_scene(world: str | Path) -> dict[str, list[Box]]:
 
 def rec_by_objects(world: str | Path, items: Sequence[Item],
                    answers: Mapping[Any, Mapping] | Sequence[Mapping]) -> dict[int, dict]:
-    """REC by the number of shapes in the scene: ``{count: {"n", "named", "other"}}`` over the
-    answered expressions (``n`` of them; None for both shares when a group has none), where
-    ``named`` is Acc@0.5 (the refcoco scorer) and ``other`` the share of answers whose box
-    matches another shape of the scene (IoU >= 0.5) instead. A model that reads a shape's box
-    but does not choose the named one has ``other`` near ``named * (count - 1)``."""
+    """REC by the number of shapes in the scene: ``{count: {"n", "named", "other", "near"}}``
+    over the answered expressions (``n`` of them; None for the shares when a group has none),
+    where ``named`` is Acc@0.5 (the refcoco scorer), ``other`` the share of answers whose box
+    matches another shape of the scene (IoU >= 0.5) instead, and ``near`` the share whose box
+    matches no shape but whose centre is nearest the named shape's (placed by the right shape,
+    too imprecise to count). A model that reads a shape's box but does not choose the named one
+    has ``other`` near ``named * (count - 1)``; one that chooses but places loosely has a large
+    ``near``: more than the ``1 / count`` of its misses that a box dropped anywhere would be
+    nearest the named shape."""
     rec = get_benchmark("refcoco")
     if not isinstance(answers, Mapping):
         answers = {rec.key(r): r for r in answers}
@@ -145,20 +149,28 @@ def rec_by_objects(world: str | Path, items: Sequence[Item],
     for count, group in sorted(groups.items()):
         answered = [item for item in group if rec.key(item.ids) in answers]
         if not answered:
-            out[count] = {"n": 0, "named": None, "other": None}
+            out[count] = {"n": 0, "named": None, "other": None, "near": None}
             continue
-        other = 0
+        other = near = 0
         for item in answered:
             box = answer_box(str(answers[rec.key(item.ids)]["answer"]), item)
             if box is None:
                 continue
             scene = shapes[Path(item.image).name]
             named = max(range(len(scene)), key=lambda i: scene[i].iou(item.reference))
-            other += any(b.iou(box) >= 0.5 for i, b in enumerate(scene) if i != named)
+            if any(b.iou(box) >= 0.5 for i, b in enumerate(scene) if i != named):
+                other += 1
+            elif scene[named].iou(box) < 0.5:
+                near += min(range(len(scene)), key=lambda i: _centre_gap(scene[i], box)) == named
         acc50 = score_items(rec, answered, answers)["acc50"]
         out[count] = {"n": len(answered), "named": _fraction(acc50),
-                      "other": other / len(answered)}
+                      "other": other / len(answered), "near": near / len(answered)}
     return out
+
+
+def _centre_gap(a: Box, b: Box) -> float:
+    """Squared distance between the centres of two boxes."""
+    return ((a.x1 + a.x2 - b.x1 - b.x2) ** 2 + (a.y1 + a.y2 - b.y1 - b.y2) ** 2) / 4
 
 
 def _fraction(value: float) -> float | None:
@@ -305,5 +317,7 @@ def format_scores(result: dict) -> str:
     for count, rec in result.get("rec_by_objects", {}).items():
         scene = f"{count} shape" + ("s" if int(count) > 1 else "")
         lines.append(f"  rec {scene:<22} {show(rec['named'])}  (another shape boxed: "
-                     f"{show(rec['other'])}, n = {rec['n']})")
+                     f"{show(rec['other'])}; by the named one, IoU < 0.5: "
+                     f"{show(rec.get('near'))}; n = {rec['n']})")
+
     return "\n".join(lines)
