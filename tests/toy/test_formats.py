@@ -112,15 +112,22 @@ def test_manifest_written_and_empty_world_refused(tmp_path):
 
 
 def test_every_toy_training_config_parses_and_the_two_shape_data_loads(tmp_path):
-    """Each configs/toy stage YAML parses; data-two-shapes.yaml, placed where it expects its
-    world, yields REC and REG turns about scenes of exactly two shapes."""
+    """Each configs/toy stage YAML parses, and each tail file reads against the finetune's
+    mixture; data-two-shapes.yaml, placed where it expects its world, yields REC and REG turns
+    about scenes of exactly two shapes."""
+    from sphinx_mllm.toy.recipe import TAIL_PREFIX, read_tail
     from sphinx_mllm.train.config import load_config
 
-    stages = [p for p in sorted(CONFIGS.glob("*.yaml")) if not p.name.startswith("data-")]
+    stages = [p for p in sorted(CONFIGS.glob("*.yaml"))
+              if not p.name.startswith(("data-", TAIL_PREFIX))]
     assert {"rec-two-shapes.yaml", "finetune.yaml"} <= {p.name for p in stages}
     for path in stages:
         cfg = load_config(path)
         assert cfg.data.name.startswith("data-") and cfg.data.exists(), path
+    tails = sorted(CONFIGS.glob(f"{TAIL_PREFIX}*.yaml"))
+    assert [p.name for p in tails] == ["tail-pose.yaml"]
+    for path in tails:
+        assert read_tail(path.name, ("data-all.yaml", "data-two-shapes.yaml"))
     (tmp_path / "configs").mkdir()
     shutil.copytree(CONFIGS, tmp_path / "configs" / "toy")
     world = tmp_path / "runs" / "toy" / "world-2shapes"
