@@ -508,7 +508,6 @@ def _check_stage_list(run: Run) -> None:
                          "new folder")
 
 
-
 def run_recipe(out: str | Path, budget: Budget = Budget(), configs: str | Path = CONFIGS,
                only: Callable[[str], None] | None = None) -> Path:
     """Run every stage not yet complete; return the last stage's final checkpoint
@@ -589,7 +588,6 @@ def plot_recipe(run: str | Path, out: str | Path) -> Path:
             window = min(LOSS_WINDOW, max(1, len(curve) // 20))  # short stages, short lag
             ax_loss.plot(minutes, _running_mean([v for _, v in curve], window),
                          color=raw[0].get_color(), label=rec["stage"], linewidth=1.5)
-
         clock += rec["seconds"]
         for key in CURVE_KEYS:
             value = (rec.get("val") or {}).get(key)
