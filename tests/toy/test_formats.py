@@ -115,7 +115,7 @@ def test_every_toy_training_config_parses_and_the_two_shape_data_loads(tmp_path)
     """Each configs/toy stage YAML parses, and each tail file reads against the finetune's
     mixture; data-two-shapes.yaml, placed where it expects its world, yields REC and REG turns
     about scenes of exactly two shapes."""
-    from sphinx_mllm.toy.recipe import TAIL_PREFIX, read_tail
+    from sphinx_mllm.toy.recipe import TAIL_PREFIX, Budget, finetune_mixtures, read_tail
     from sphinx_mllm.train.config import load_config
 
     stages = [p for p in sorted(CONFIGS.glob("*.yaml"))
@@ -127,7 +127,7 @@ def test_every_toy_training_config_parses_and_the_two_shape_data_loads(tmp_path)
     tails = sorted(CONFIGS.glob(f"{TAIL_PREFIX}*.yaml"))
     assert [p.name for p in tails] == ["tail-pose.yaml"]
     for path in tails:
-        assert read_tail(path.name, ("data-all.yaml", "data-two-shapes.yaml"))
+        assert read_tail(path.name, finetune_mixtures(Budget(rec_view_steps=6000)))
     (tmp_path / "configs").mkdir()
     shutil.copytree(CONFIGS, tmp_path / "configs" / "toy")
     world = tmp_path / "runs" / "toy" / "world-2shapes"

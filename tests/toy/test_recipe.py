@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from sphinx_mllm import cli
-from sphinx_mllm.toy.recipe import CONFIGS, QUICK, Budget, Run, _mix, read_tail, stages
+from sphinx_mllm.toy.recipe import (CONFIGS, QUICK, Budget, Run, _mix, finetune_mixtures, read_tail,
+                                    stages)
 
 
 def _losses(path):
@@ -50,7 +51,7 @@ def test_quick_recipe_end_to_end(tmp_path, capsys):
         assert "\nseed: 3\n" in config and "\nnum_workers: 1\n" in config, stage
     # the tail (configs/toy/tail-pose.yaml at 0.001 of its steps): each stage from the one
     # before, its own seed, rate and weights, validated; the last one is the recipe's model
-    tail = read_tail(QUICK.tail, ("data-all.yaml", "data-two-shapes.yaml"))
+    tail = read_tail(QUICK.tail, finetune_mixtures(QUICK))
     assert [t.name for t in tail] == names[-len(tail):] == ["tail-i", "tail-j", "tail-p", "tail-q",
                                                            "tail-r"]
     for i, t in enumerate(tail):

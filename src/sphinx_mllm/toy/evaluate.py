@@ -319,5 +319,4 @@ def format_scores(result: dict) -> str:
         lines.append(f"  rec {scene:<22} {show(rec['named'])}  (another shape boxed: "
                      f"{show(rec['other'])}; by the named one, IoU < 0.5: "
                      f"{show(rec.get('near'))}; n = {rec['n']})")
-
     return "\n".join(lines)

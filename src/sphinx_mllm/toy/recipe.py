@@ -446,10 +446,16 @@ def _tail_stages(budget: Budget, mixtures: tuple[str, ...], configs: Path) -> li
     return out
 
 
+def finetune_mixtures(budget: Budget) -> tuple[str, ...]:
+    """The mixture files of the finetune and the tail stages (with the one-view REC stage, its
+    two-shape source joins every task of the world)."""
+    return ("data-all.yaml",) + (("data-two-shapes.yaml",) if budget.rec_view_steps > 0 else ())
+
+
 def stages(budget: Budget, configs: Path = CONFIGS) -> list[Stage]:
     """The stages ``budget`` runs, in order (a tail file is read and checked here)."""
     with_rec_view = budget.rec_view_steps > 0
-    mixtures = ("data-all.yaml", "data-two-shapes.yaml") if with_rec_view else ("data-all.yaml",)
+    mixtures = finetune_mixtures(budget)
     rec_view = [
         _world(3, lambda b: b.world_2shapes_n, "world-2shapes", max_things=2, min_things=2),
         _trained("rec-two-shapes", "rec-two-shapes.yaml", "data-two-shapes.yaml",
