@@ -448,6 +448,13 @@ def cmd_toy_encoders(args) -> int:
     return 0
 
 
+def cmd_toy_graft(args) -> int:
+    from .train.mix import graft
+
+    print(f"wrote {graft(args.model, args.encoders, args.out)}")
+    return 0
+
+
 def cmd_toy_train(args) -> int:
     import dataclasses
 
@@ -476,10 +483,11 @@ def _add_shapes_per_scene(parser) -> None:
 
 
 def add_toy_commands(sub) -> None:
-    """``toy generate|tokenizer|encoders|train|eval``: the procedural world (docs/toy-world.md)."""
+    """``toy generate|tokenizer|encoders|graft|train|eval``: the procedural world (docs/toy-world.md)."""
     from .toy.seeds import HELD_OUT_START
 
-    toy = sub.add_parser("toy", help="the procedural toy world: generate, tokenizer, encoders, eval")
+    toy = sub.add_parser("toy", help="the procedural toy world: generate, tokenizer, encoders, "
+                         "graft, train, eval")
     toy_sub = toy.add_subparsers(dest="toy_command", required=True)
     gen = toy_sub.add_parser("generate", help="write a world in the public dataset formats")
     gen.add_argument("--seed", type=int, required=True,
@@ -510,6 +518,15 @@ def add_toy_commands(sub) -> None:
                      help="how CLIP and DINOv2 cut patches "
                      "(conv: docs/toy-world.md, Early convolutions)")
     enc.set_defaults(func=cmd_toy_encoders)
+
+    graft = toy_sub.add_parser("graft", help="a trained model with its encoders replaced by those "
+                               "of another checkpoint (e.g. a longer `toy encoders` run); "
+                               "fine-tune it after")
+    graft.add_argument("--model", required=True, help="the trained model (LLM, projections)")
+    graft.add_argument("--encoders", required=True,
+                       help="the checkpoint whose vision encoders to take (e.g. ENC/final)")
+    graft.add_argument("--out", required=True, help="output checkpoint directory")
+    graft.set_defaults(func=cmd_toy_graft)
 
     tr = toy_sub.add_parser("train", help="run the whole recipe (world, tokenizer, encoders, "
                             "pretrain, synthetic, mix, curriculum, [one-view REC with --set "

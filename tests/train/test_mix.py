@@ -1,4 +1,5 @@
-"""Weight mixing: exact at beta 1 and 0, the mean at 0.5, clear errors for unrelated parents."""
+"""Weight mixing: exact at beta 1 and 0, the mean at 0.5, clear errors for unrelated parents;
+grafting one checkpoint's encoders onto another."""
 
 import json
 
@@ -8,7 +9,7 @@ import torch
 import sphinx_mllm
 from sphinx_mllm.checkpoint import OursCheckpoint, ours
 from sphinx_mllm.inference.pipeline import bundled_tokenizer_path
-from sphinx_mllm.train.mix import MixError, content_hash, mix
+from sphinx_mllm.train.mix import MixError, content_hash, graft, mix
 
 
 def parents(tmp_path, same_encoders=True, preset_b="toy"):
@@ -69,3 +70,24 @@ def test_parents_with_different_configs_are_refused(tmp_path):
     a, b = parents(tmp_path, preset_b="toy-1k")
     with pytest.raises(MixError, match="image_size|grid|name"):
         mix(a, b, tmp_path / "mix", [0.5])
+
+
+def test_graft_takes_the_encoders_and_keeps_everything_else(tmp_path):
+    a, b = parents(tmp_path, same_encoders=False)
+    out = graft(a, b, tmp_path / "grafted")
+    ta, tb, tg = tensors(a), tensors(b), tensors(out)
+    encoders = [n for n in ta if n.startswith(("clip.", "openclip_", "dinov2_", "qformer."))]
+    assert encoders and all(torch.equal(tg[n], tb[n]) for n in encoders)
+    assert any(not torch.equal(ta[n], tb[n]) for n in encoders)  # the graft changed something
+    others = [n for n in ta if n not in encoders]
+    assert "visual_proj.0.weight" in others and all(torch.equal(tg[n], ta[n]) for n in others)
+    meta = json.loads((out / ours.INDEX).read_text())["metadata"]
+    assert meta["graft_sha256"] == [content_hash(a), content_hash(b)]
+
+
+def test_graft_refuses_another_config_and_its_own_parents(tmp_path):
+    a, b = parents(tmp_path, preset_b="toy-1k")
+    with pytest.raises(MixError, match="image_size|grid|name"):
+        graft(a, b, tmp_path / "grafted")
+    with pytest.raises(ValueError, match="overwrite the parent"):
+        graft(a, a, a)

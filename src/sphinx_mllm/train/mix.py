@@ -4,6 +4,9 @@ Streams one tensor at a time from the parents (ours or released), so memory stay
 tensor, and writes our checkpoint format. Only the LLM (and, on request, the projections and
 start/end vectors) is mixed; every other tensor is copied from ``A``. The parents' frozen
 encoders must be identical (otherwise they are not siblings of one pre-training).
+
+:func:`graft` streams the same way the other way round: a model with another checkpoint's
+encoders (``sphinx-mllm toy graft``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,41 @@ def mix(a: str | Path, b: str | Path, out: str | Path, betas: Sequence[float],
     betas = [float(x) for x in betas]
     if not betas or any(not 0.0 <= x <= 1.0 for x in betas):
         raise ValueError(f"beta must be in [0, 1], got {betas}")
+    src_a, src_b, plan = _same_model(a, b, out, preset)
+    mixed_parts = {"llm"} | ({"projector", "start_end"} if include_projector else set())
+    mixed = {n for n, targets in plan.items() if part_of(targets[0]) in mixed_parts}
+    encoders = [n for n, targets in plan.items() if part_of(targets[0]) == "encoders"]
+    for name in encoders:  # refuse before writing anything
+        tensor_a = src_a.take(name)
+        if not torch.equal(tensor_a, src_b.take(name).to(tensor_a.dtype)):
+            raise MixError(f"parents differ in the frozen encoder tensor {name}: they do not "
+                           "share their vision towers, so they are not siblings to mix")
+    hashes = [content_hash(src_a.path), content_hash(src_b.path)]
+    written = []
+    for beta in betas:
+        target = Path(out) if len(betas) == 1 else Path(out) / f"beta-{beta:g}"
+        meta = {"mix_beta": f"{beta:g}", "mix_parents": [str(src_a.path), str(src_b.path)],
+                "mix_parent_sha256": hashes, "mix_include_projector": include_projector}
+        written.append(_write(src_a, src_b, plan, mixed, beta, target, meta))
+    return written
+
+
+def graft(model: str | Path, encoders: str | Path, out: str | Path) -> Path:
+    """``model`` with its vision encoders replaced by those of ``encoders`` (same config).
+
+    For encoders pre-trained further under an LLM already trained on older ones (the toy world,
+    docs/toy-world.md, nineteenth run): every other tensor is ``model``'s, so the projections
+    then need fine-tuning to the new encoders' features.
+    """
+    src_a, src_b, plan = _same_model(model, encoders, out, None)
+    taken = {n for n, targets in plan.items() if part_of(targets[0]) == "encoders"}
+    meta = {"graft_model": str(src_a.path), "graft_encoders": str(src_b.path),
+            "graft_sha256": [content_hash(src_a.path), content_hash(src_b.path)]}
+    return _write(src_a, src_b, plan, taken, 0.0, Path(out), meta)
+
+
+def _same_model(a, b, out, preset):
+    """Open two checkpoints of one config and tensor set; returns both and the load plan."""
     out = Path(out)
     for parent in (a, b):
         if out.resolve() == Path(parent).resolve() or Path(parent).resolve() in out.resolve().parents:
@@ -53,22 +91,7 @@ def mix(a: str | Path, b: str | Path, out: str | Path, betas: Sequence[float],
             n for n in shapes_a if shapes_a[n] != shapes_b[n])
         raise MixError(f"parents hold different tensors (first: {first[0]})")
     _, plan = loader.plan_model(src_a, cfg)
-    mixed_parts = {"llm"} | ({"projector", "start_end"} if include_projector else set())
-    mixed = {n for n, targets in plan.plan.items() if part_of(targets[0]) in mixed_parts}
-    encoders = [n for n, targets in plan.plan.items() if part_of(targets[0]) == "encoders"]
-    for name in encoders:  # refuse before writing anything
-        tensor_a = src_a.take(name)
-        if not torch.equal(tensor_a, src_b.take(name).to(tensor_a.dtype)):
-            raise MixError(f"parents differ in the frozen encoder tensor {name}: they do not "
-                           "share their vision towers, so they are not siblings to mix")
-    hashes = [content_hash(src_a.path), content_hash(src_b.path)]
-    written = []
-    for beta in betas:
-        target = out if len(betas) == 1 else out / f"beta-{beta:g}"
-        meta = {"mix_beta": f"{beta:g}", "mix_parents": [str(src_a.path), str(src_b.path)],
-                "mix_parent_sha256": hashes, "mix_include_projector": include_projector}
-        written.append(_write(src_a, src_b, plan.plan, mixed, beta, target, meta))
-    return written
+    return src_a, src_b, plan.plan
 
 
 def mix_tensors(a: torch.Tensor, b: torch.Tensor, beta: float) -> torch.Tensor:
