@@ -483,7 +483,8 @@ def _add_shapes_per_scene(parser) -> None:
 
 
 def add_toy_commands(sub) -> None:
-    """``toy generate|tokenizer|encoders|graft|train|eval``: the procedural world (docs/toy-world.md)."""
+    """``toy generate|tokenizer|encoders|graft|train|eval``: the procedural world
+    (docs/toy-world.md)."""
     from .toy.seeds import HELD_OUT_START
 
     toy = sub.add_parser("toy", help="the procedural toy world: generate, tokenizer, encoders, "

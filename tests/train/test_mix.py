@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import sphinx_mllm
+from sphinx_mllm import cli
 from sphinx_mllm.checkpoint import OursCheckpoint, ours
 from sphinx_mllm.inference.pipeline import bundled_tokenizer_path
 from sphinx_mllm.train.mix import MixError, content_hash, graft, mix
@@ -83,6 +84,15 @@ def test_graft_takes_the_encoders_and_keeps_everything_else(tmp_path):
     assert "visual_proj.0.weight" in others and all(torch.equal(tg[n], ta[n]) for n in others)
     meta = json.loads((out / ours.INDEX).read_text())["metadata"]
     assert meta["graft_sha256"] == [content_hash(a), content_hash(b)]
+
+
+def test_toy_graft_command_writes_the_same_checkpoint(tmp_path, capsys):
+    a, b = parents(tmp_path, same_encoders=False)
+    assert cli.main(["toy", "graft", "--model", str(a), "--encoders", str(b),
+                     "--out", str(tmp_path / "cli")]) == 0
+    assert f"wrote {tmp_path / 'cli'}" in capsys.readouterr().out
+    library = tensors(graft(a, b, tmp_path / "library"))
+    assert all(torch.equal(t, library[n]) for n, t in tensors(tmp_path / "cli").items())
 
 
 def test_graft_refuses_another_config_and_its_own_parents(tmp_path):
