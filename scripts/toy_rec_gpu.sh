@@ -9,6 +9,11 @@
 # fifteenth run's one view) and unpacked, as the config's data (fourteenth run). The world is
 # PARTS two-shape worlds of N / PARTS pictures (seeds 3, 4, ...), generated in parallel (one
 # process: 1.2 ms a picture on a CPU here).
+# MIN_OBJECTS / MAX_OBJECTS change the scenes (default 2 / 2) and LR the peak learning rate
+# (default the config's 1e-3, a tenth of it at the end): the twentieth run's stretch, REC on one to
+# five shapes from the bundled model, at GPU scale is
+#   MIN_OBJECTS=1 MAX_OBJECTS=5 LR=2e-4 bash scripts/toy_rec_gpu.sh
+# (then multi-task steps on a CPU, as that run's V and W; docs/toy-world.md, "Twentieth run").
 # Scoring is left to a CPU, where pycocotools is installed:
 #   sphinx-mllm toy eval --model DIR --seed 1001 --n 300 --tasks rec
 # Dry run on a CPU:
@@ -19,6 +24,8 @@ START=$SECONDS
 OUT=${OUT:-runs/toy-rec-gpu} WORK=${WORK:-/tmp/toy-rec-gpu} PY=${PY:-python3}
 BUDGET_S=${BUDGET_S:-540} N=${N:-50000} PARTS=${PARTS:-10} BATCH=${BATCH:-64}
 PROBE_STEPS=${PROBE_STEPS:-100} WORKERS=${WORKERS:-6}
+MIN_OBJECTS=${MIN_OBJECTS:-2} MAX_OBJECTS=${MAX_OBJECTS:-2} LR=${LR:-}
+LR_ARGS=(); [ -n "$LR" ] && LR_ARGS=("optim.lr=$LR" "optim.min_lr=$($PY -c "print($LR / 10)")")
 MODEL=$(realpath "${MODEL:-src/sphinx_mllm/assets/toy-world}")
 DEADLINE=$((START + BUDGET_S))
 rm -rf "$WORK"  # a warm machine keeps /tmp: never resume an earlier call's probe or run
@@ -30,14 +37,14 @@ fail() { say "$1"; tail -c 3000 "$2" >>"$LOG" 2>/dev/null; exit 1; }
     | tee "$LOG"
 CLI=($PY -m sphinx_mllm.cli)
 
-say "world: $PARTS x $((N / PARTS)) pictures, two shapes per scene"
+say "world: $PARTS x $((N / PARTS)) pictures, $MIN_OBJECTS to $MAX_OBJECTS shapes per scene"
 DATA=$WORK/data-two-shapes.yaml
 echo "META:" >"$DATA"
 pids=()
 for ((i = 0; i < PARTS; i++)); do
     world=$WORK/world-$i
     timeout -k 10 "$(left 120)" "${CLI[@]}" toy generate --seed $((3 + i)) --n $((N / PARTS)) \
-        --min-objects 2 --max-objects 2 --out "$world" >"$WORK/world-$i.txt" 2>&1 &
+        --min-objects $MIN_OBJECTS --max-objects $MAX_OBJECTS --out "$world" >"$WORK/world-$i.txt" 2>&1 &
     pids+=($!)
     printf '  - {path: %s/refcoco, format: refcoco, turns: 1, split: train, root: %s/train, %s}\n' \
         "$world" "$world" "type: image_text" >>"$DATA"
@@ -49,7 +56,7 @@ done
 rec_cmd() {  # rec_cmd OUT STEPS [overrides]
     local out=$1 steps=$2; shift 2
     REC_CMD=("${CLI[@]}" train configs/toy/rec-two-shapes.yaml "model=$MODEL" "data=$DATA"
-             "out=$out" "steps=$steps" "batch_size=$BATCH" "num_workers=$WORKERS" grid=2 "$@")
+             "out=$out" "steps=$steps" "batch_size=$BATCH" "num_workers=$WORKERS" grid=2 "${LR_ARGS[@]}" "$@")
 }
 say "probe: $PROBE_STEPS steps"
 rec_cmd "$WORK/probe" "$PROBE_STEPS" save_every=0
