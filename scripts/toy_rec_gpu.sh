@@ -7,7 +7,7 @@
 # two shapes, at even odds after 8,500 CPU steps of 16, comes with many more steps
 # (docs/toy-world.md, "Thirteenth run"). On five views (`grid=2`; the config's own is the
 # fifteenth run's one view) and unpacked, as the config's data (fourteenth run). The world is
-# PARTS two-shape worlds of N / PARTS pictures (seeds 3, 4, ...), generated in parallel (one
+# PARTS worlds of N / PARTS pictures (seeds 3, 4, ...), generated in parallel (one
 # process: 1.2 ms a picture on a CPU here).
 # MIN_OBJECTS / MAX_OBJECTS change the scenes (default 2 / 2) and LR the peak learning rate
 # (default the config's 1e-3, a tenth of it at the end): the twentieth run's stretch, REC on one to
@@ -44,7 +44,8 @@ pids=()
 for ((i = 0; i < PARTS; i++)); do
     world=$WORK/world-$i
     timeout -k 10 "$(left 120)" "${CLI[@]}" toy generate --seed $((3 + i)) --n $((N / PARTS)) \
-        --min-objects $MIN_OBJECTS --max-objects $MAX_OBJECTS --out "$world" >"$WORK/world-$i.txt" 2>&1 &
+        --min-objects "$MIN_OBJECTS" --max-objects "$MAX_OBJECTS" --out "$world" \
+        >"$WORK/world-$i.txt" 2>&1 &
     pids+=($!)
     printf '  - {path: %s/refcoco, format: refcoco, turns: 1, split: train, root: %s/train, %s}\n' \
         "$world" "$world" "type: image_text" >>"$DATA"
@@ -56,7 +57,8 @@ done
 rec_cmd() {  # rec_cmd OUT STEPS [overrides]
     local out=$1 steps=$2; shift 2
     REC_CMD=("${CLI[@]}" train configs/toy/rec-two-shapes.yaml "model=$MODEL" "data=$DATA"
-             "out=$out" "steps=$steps" "batch_size=$BATCH" "num_workers=$WORKERS" grid=2 "${LR_ARGS[@]}" "$@")
+             "out=$out" "steps=$steps" "batch_size=$BATCH" "num_workers=$WORKERS" grid=2
+             "${LR_ARGS[@]}" "$@")
 }
 say "probe: $PROBE_STEPS steps"
 rec_cmd "$WORK/probe" "$PROBE_STEPS" save_every=0
