@@ -38,7 +38,7 @@ fail() { say "$1"; tail -c 3000 "$2" >>"$LOG" 2>/dev/null; exit 1; }
 CLI=($PY -m sphinx_mllm.cli)
 
 say "world: $PARTS x $((N / PARTS)) pictures, $MIN_OBJECTS to $MAX_OBJECTS shapes per scene"
-DATA=$WORK/data-two-shapes.yaml
+DATA=$WORK/data-rec.yaml
 echo "META:" >"$DATA"
 pids=()
 for ((i = 0; i < PARTS; i++)); do
