@@ -4,7 +4,7 @@
 #                             # (and line.tar.gz when the recipe ran the optional stages)
 # Needs the package's eval dependencies (pycocotools, pycocoevalcap) importable: the recipe's
 # validations score with them. A bare device image lacks both; the call that ran this put them
-# on PYTHONPATH first (docs/toy-world.md, "Tenth run").
+# on PYTHONPATH first (docs/toy-world-runs.md, "Tenth run").
 # RECIPE_ARGS="--set rec_view_steps=6000 --set tail=tail-pose.yaml" runs the bundled model's whole
 # line instead: 15,000 more steps and 6 more validations, about 17 more minutes at the tenth
 # run's H200 rates (0.045 s a step, 60 s a validation), about 26 in all: more than one call and
@@ -20,7 +20,7 @@
 # Everything stops by BUDGET_S seconds after the start; what finished is packed, each final model
 # in bf16 with its logs and metrics (the device tool returns at most 8 files of 16 MiB).
 # Scoring on held-out seeds is left to a CPU (`sphinx-mllm toy eval --model DIR`).
-# RECIPE=0 skips A (only its training world is generated). docs/toy-world.md ("Tenth run") has
+# RECIPE=0 skips A (only its training world is generated). docs/toy-world-runs.md ("Tenth run") has
 # what the two calls on an H200 measured.
 # Dry run on a CPU:
 #   RECIPE_ARGS=--quick LONG_BATCH=4 PROBE_STEPS=4 BUDGET_S=300 bash scripts/toy_gpu.sh

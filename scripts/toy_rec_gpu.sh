@@ -5,7 +5,7 @@
 # (default: the bundled model) at batch BATCH, for as many steps as fit before BUDGET_S seconds
 # (a PROBE_STEPS-step probe measures the step time first). It asks whether the choice between
 # two shapes, at even odds after 8,500 CPU steps of 16, comes with many more steps
-# (docs/toy-world.md, "Thirteenth run"). On five views (`grid=2`; the config's own is the
+# (docs/toy-world-runs.md, "Thirteenth run"). On five views (`grid=2`; the config's own is the
 # fifteenth run's one view) and unpacked, as the config's data (fourteenth run). The world is
 # PARTS worlds of N / PARTS pictures (seeds 3, 4, ...), generated in parallel (one
 # process: 1.2 ms a picture on a CPU here).
@@ -13,7 +13,7 @@
 # (default the config's 1e-3, a tenth of it at the end): the twentieth run's stretch, REC on one to
 # five shapes from the bundled model, at GPU scale is
 #   MIN_OBJECTS=1 MAX_OBJECTS=5 LR=2e-4 bash scripts/toy_rec_gpu.sh
-# (then multi-task steps on a CPU, as that run's V and W; docs/toy-world.md, "Twentieth run").
+# (then multi-task steps on a CPU, as that run's V and W; docs/toy-world-runs.md, "Twentieth run").
 # Scoring is left to a CPU, where pycocotools is installed:
 #   sphinx-mllm toy eval --model DIR --seed 1001 --n 300 --tasks rec
 # Dry run on a CPU:

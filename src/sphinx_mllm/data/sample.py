@@ -123,7 +123,7 @@ def pack_turns(samples: Iterable[Sample], turns: int, seed: int = 0) -> list[Sam
 
     A later turn about another object of the same image can still be narrowed down by elimination
     (in a two-object scene the second REC box is the one not given yet). On the toy world, a model
-    trained unpacked chose the named shape no more often (docs/toy-world.md, "Fourteenth run").
+    trained unpacked chose the named shape no more often (docs/toy-world-runs.md, "Fourteenth run").
     """
     if turns < 1:
         raise ValueError(f"turns must be >= 1, got {turns}")

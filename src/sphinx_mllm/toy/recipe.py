@@ -71,7 +71,8 @@ class Budget:
     encoder_steps: int = 1200
     encoder_batch: int = 16
     encoder_lr: float = 3e-3
-    vit_stem: str = "patch"  # "conv": the sixth and seventh runs' CLIP / DINOv2 (docs/toy-world.md)
+    vit_stem: str = "patch"  # "conv": the sixth and seventh runs' CLIP / DINOv2
+    # (docs/toy-world-runs.md)
     coordinate_pieces: bool = False  # one tokenizer piece per coordinate (eleventh run;
     # toy.tokenizer)
     pretrain_steps: int = 120
@@ -133,11 +134,11 @@ class Budget:
 GPU_WORKERS = 4
 """DataLoader processes per training stage when CUDA is available: on an H200 the stages' steps
 took 0.04-0.10 s on average, against 0.016 s to draw a finetune batch of 16 and 0.046 s for the
-encoder stage's 16 pictures in one process (docs/toy-world.md, "Tenth run")."""
+encoder stage's 16 pictures in one process (docs/toy-world-runs.md, "Tenth run")."""
 
 FULL_MINUTES = 82.0
 """Wall-clock minutes of the default :class:`Budget`'s stages after the world and tokenizer, on 2
-CPU cores: the ninth run in docs/toy-world.md, the first to run the packed recipe end to end in
+CPU cores: the ninth run in docs/toy-world-runs.md, the first to run the packed recipe end to end in
 one go, took 81.6 (4,894 s: encoders 689, pretrain 156, synthetic 89, mix 22, curriculum 666,
 finetune 3,273, validations included), and 82.7 with the world and tokenizer."""
 

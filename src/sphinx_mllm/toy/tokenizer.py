@@ -6,8 +6,8 @@ adapters) rendered with the conversation template, so prompts, answers, boxes an
 are all in it. LLaMA's conventions are kept (BPE, unk 0 / BOS 1 / EOS 2, byte fallback, identity
 normalisation, dummy prefix), and **every digit is its own piece** (``split_digits``): a
 coordinate ``0.37`` is the four pieces ``0 . 3 7``, whatever the neighbouring characters. With
-``coordinate_pieces`` (the eleventh run, docs/toy-world.md) every coordinate is one piece instead:
-the 101 texts ``0.00`` ... ``1.00`` that the box and point formats write
+``coordinate_pieces`` (the eleventh run, docs/toy-world-runs.md) every coordinate is one piece
+instead: the 101 texts ``0.00`` ... ``1.00`` that the box and point formats write
 (:func:`~sphinx_mllm.tasks.formats.coordinate_texts`) are user-defined symbols, so the model writes
 a coordinate as one 101-way choice, the classification the encoder stage's coordinate heads
 make. The grounding tags ``<p>`` and ``</p>`` are single pieces.

@@ -62,7 +62,7 @@ def graft(model: str | Path, encoders: str | Path, out: str | Path) -> Path:
     """``model`` with its vision encoders replaced by those of ``encoders`` (same config).
 
     For encoders pre-trained further under an LLM already trained on older ones (the toy world,
-    docs/toy-world.md, nineteenth run): every other tensor is ``model``'s, so the projections
+    docs/toy-world-runs.md, nineteenth run): every other tensor is ``model``'s, so the projections
     then need fine-tuning to the new encoders' features.
     """
     src_a, src_b, plan = _same_model(model, encoders, out, None)
