@@ -192,17 +192,29 @@ def cmd_train(args) -> int:
 
 
 def cmd_mix(args) -> int:
-    from .train.mix import mix
+    from .train.mix import average, mix
 
-    try:
-        betas = [float(b) for b in args.beta.split(",")]
-    except ValueError:
-        raise SystemExit(f"error: --beta takes numbers in [0, 1], comma-separated; got {args.beta!r}")
-    written = mix(args.a, args.b, args.out, betas, include_projector=args.include_projector,
-                  preset=args.preset)
+    if args.beta is not None:
+        if len(args.parents) != 2:
+            raise SystemExit(f"error: --beta mixes two parents; {len(args.parents)} given "
+                             "(use --weights for an average of several)")
+        betas = _numbers(args.beta, "--beta")
+        written = mix(*args.parents, args.out, betas, include_projector=args.include_projector,
+                      preset=args.preset)
+    else:
+        weights = None if args.weights is None else _numbers(args.weights, "--weights")
+        written = [average(args.parents, args.out, weights,
+                           include_projector=args.include_projector, preset=args.preset)]
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _numbers(text: str, flag: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"error: {flag} takes comma-separated numbers; got {text!r}")
 
 
 def cmd_export(args) -> int:
@@ -228,14 +240,24 @@ def add_train_commands(sub) -> None:
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. steps=100 optim.lr=1e-4")
     train.set_defaults(func=cmd_train)
 
-    mix = sub.add_parser("mix", help="C = beta*A + (1-beta)*B over the LLM weights (weight mixing)")
-    mix.add_argument("a", help="parent checkpoint A (e.g. tuned on real-world data)")
-    mix.add_argument("b", help="parent checkpoint B (e.g. tuned on synthetic data)")
-    mix.add_argument("--beta", required=True, help="weight of A in [0, 1]; a comma list writes "
+    mix = sub.add_parser("mix", help="C = beta*A + (1-beta)*B over the LLM weights (weight "
+                         "mixing), or a weighted average of several siblings",
+                         description="Two parents: C = beta*A + (1-beta)*B (--beta). Two or "
+                         "more: their weighted mean (--weights; equal weights by default). Only "
+                         "the LLM is mixed unless --include-projector; every other tensor is the "
+                         "first parent's.")
+    mix.add_argument("parents", nargs="+", metavar="PARENT",
+                     help="parent checkpoints: A B (e.g. tuned on real-world and on synthetic "
+                     "data), or several siblings to average")
+    how = mix.add_mutually_exclusive_group()
+    how.add_argument("--beta", help="weight of A in [0, 1] (two parents); a comma list writes "
                      "OUT/beta-<b>/ for each value")
+    how.add_argument("--weights", help="comma-separated non-negative weights, one per parent, "
+                     "scaled to sum to 1 (default without --beta: equal)")
     mix.add_argument("--out", required=True, help="output checkpoint directory")
     mix.add_argument("--include-projector", action="store_true",
-                     help="also mix the projections and start/end vectors (default: copied from A)")
+                     help="also mix the projections and start/end vectors (default: copied from "
+                     "the first parent)")
     mix.add_argument("--preset", help="variant of released-format parents (default: meta.json)")
     mix.set_defaults(func=cmd_mix)
 

@@ -1,5 +1,5 @@
 """Weight mixing: exact at beta 1 and 0, the mean at 0.5, clear errors for unrelated parents;
-grafting one checkpoint's encoders onto another."""
+the weighted average of several siblings; grafting one checkpoint's encoders onto another."""
 
 import json
 
@@ -10,7 +10,7 @@ import sphinx_mllm
 from sphinx_mllm import cli
 from sphinx_mllm.checkpoint import OursCheckpoint, ours
 from sphinx_mllm.inference.pipeline import bundled_tokenizer_path
-from sphinx_mllm.train.mix import MixError, content_hash, graft, mix
+from sphinx_mllm.train.mix import MixError, average, content_hash, graft, mix
 
 
 def parents(tmp_path, same_encoders=True, preset_b="toy"):
@@ -22,6 +22,14 @@ def parents(tmp_path, same_encoders=True, preset_b="toy"):
         b.encoders.load_state_dict(a.encoders.state_dict())
     return (ours.save(a, bundled_tokenizer_path(), tmp_path / "a"),
             ours.save(b, bundled_tokenizer_path(), tmp_path / "b"))
+
+
+def third_sibling(tmp_path, a):
+    """A third parent with ``a``'s encoders and its own LLM and projections."""
+    torch.manual_seed(2)
+    c = sphinx_mllm.build("toy")
+    c.encoders.load_state_dict(sphinx_mllm.load(a).model.encoders.state_dict())
+    return ours.save(c, bundled_tokenizer_path(), tmp_path / "c")
 
 
 def tensors(path):
@@ -71,6 +79,70 @@ def test_parents_with_different_configs_are_refused(tmp_path):
     a, b = parents(tmp_path, preset_b="toy-1k")
     with pytest.raises(MixError, match="image_size|grid|name"):
         mix(a, b, tmp_path / "mix", [0.5])
+
+
+def test_average_of_three_is_their_weighted_mean(tmp_path):
+    a, b = parents(tmp_path)
+    c = third_sibling(tmp_path, a)
+    out = average([a, b, c], tmp_path / "soup", weights=[2, 1, 1], include_projector=True)
+    ta, tb, tc, soup = tensors(a), tensors(b), tensors(c), tensors(out)
+    encoders = [n for n in ta if n.startswith(("clip.", "openclip_", "dinov2_", "qformer."))]
+    mixed = [n for n in ta if n not in encoders]
+    assert "visual_proj.0.weight" in mixed and "layers.0.attention.wq.weight" in mixed
+    for name in mixed:
+        expected = 0.5 * ta[name] + 0.25 * tb[name] + 0.25 * tc[name]
+        assert torch.allclose(soup[name], expected, atol=1e-6), name
+    assert encoders and all(torch.equal(soup[n], ta[n]) for n in encoders)
+    meta = json.loads((out / ours.INDEX).read_text())["metadata"]
+    assert meta["mix_weights"] == ["0.5", "0.25", "0.25"]
+    assert meta["mix_parent_sha256"] == [content_hash(p) for p in (a, b, c)]
+    equal = tensors(average([a, b, c], tmp_path / "equal"))  # LLM only, equal weights
+    name = "layers.0.feed_forward.w1.weight"
+    assert torch.allclose(equal[name], (ta[name] + tb[name] + tc[name]) / 3, atol=1e-6)
+    assert torch.equal(equal["visual_proj.0.weight"], ta["visual_proj.0.weight"])
+
+
+def test_average_of_two_is_the_mix_at_their_weight(tmp_path):
+    a, b = parents(tmp_path)
+    mixed = tensors(mix(a, b, tmp_path / "mix", [0.3])[0])
+    averaged = tensors(average([a, b], tmp_path / "avg", weights=[0.3, 0.7]))
+    assert all(torch.equal(t, mixed[n]) for n, t in averaged.items())
+    exact = tensors(average([a, b], tmp_path / "exact", weights=[0, 5]))  # B's LLM exactly
+    tb = tensors(b)
+    assert torch.equal(exact["layers.1.attention.wo.weight"], tb["layers.1.attention.wo.weight"])
+
+
+def test_average_refuses_bad_weights_and_a_foreign_parent(tmp_path):
+    a, b = parents(tmp_path)
+    with pytest.raises(ValueError, match="two or more parents"):
+        average([a], tmp_path / "one")
+    with pytest.raises(ValueError, match="3 weights for 2 parents"):
+        average([a, b], tmp_path / "n", weights=[1, 1, 1])
+    with pytest.raises(ValueError, match="non-negative"):
+        average([a, b], tmp_path / "neg", weights=[2, -1])
+    torch.manual_seed(3)
+    foreign = ours.save(sphinx_mllm.build("toy"), bundled_tokenizer_path(), tmp_path / "f")
+    with pytest.raises(MixError, match=f"frozen encoder tensor .* \\({foreign}\\)"):
+        average([a, b, foreign], tmp_path / "soup")
+    assert not (tmp_path / "soup").exists()
+
+
+def test_mix_command_averages_several_parents_and_checks_its_flags(tmp_path, capsys):
+    a, b = parents(tmp_path)
+    c = third_sibling(tmp_path, a)
+    assert cli.main(["mix", str(a), str(b), str(c), "--weights", "1,1,2",
+                     "--out", str(tmp_path / "cli")]) == 0
+    assert f"wrote {tmp_path / 'cli'}" in capsys.readouterr().out
+    library = tensors(average([a, b, c], tmp_path / "lib", weights=[1, 1, 2]))
+    assert all(torch.equal(t, library[n]) for n, t in tensors(tmp_path / "cli").items())
+    with pytest.raises(SystemExit, match="--beta mixes two parents; 3 given"):
+        cli.main(["mix", str(a), str(b), str(c), "--beta", "0.5", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--weights takes comma-separated numbers"):
+        cli.main(["mix", str(a), str(b), "--weights", "1,x", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit):  # argparse: --beta and --weights exclude each other
+        cli.main(["mix", str(a), str(b), "--beta", "0.5", "--weights", "1,1",
+                  "--out", str(tmp_path / "x")])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_graft_takes_the_encoders_and_keeps_everything_else(tmp_path):

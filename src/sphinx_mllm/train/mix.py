@@ -1,9 +1,11 @@
-"""Weight mixing (SPHINX's "domain mix", spec 7): ``C = beta * A + (1 - beta) * B`` over the LLM.
+"""Weight mixing (SPHINX's "domain mix", spec 7): ``C = beta * A + (1 - beta) * B`` over the LLM,
+and its many-parent form, a weighted average of sibling checkpoints (:func:`average`).
 
 Streams one tensor at a time from the parents (ours or released), so memory stays near one
-tensor, and writes our checkpoint format. Only the LLM (and, on request, the projections and
-start/end vectors) is mixed; every other tensor is copied from ``A``. The parents' frozen
-encoders must be identical (otherwise they are not siblings of one pre-training).
+tensor per parent, and writes our checkpoint format. Only the LLM (and, on request, the
+projections and start/end vectors) is mixed; every other tensor is copied from the first parent.
+The parents' frozen encoders must be identical (otherwise they are not siblings of one
+pre-training).
 
 :func:`graft` streams the same way the other way round: a model with another checkpoint's
 encoders (``sphinx-mllm toy graft``).
@@ -39,23 +41,38 @@ def mix(a: str | Path, b: str | Path, out: str | Path, betas: Sequence[float],
     betas = [float(x) for x in betas]
     if not betas or any(not 0.0 <= x <= 1.0 for x in betas):
         raise ValueError(f"beta must be in [0, 1], got {betas}")
-    src_a, src_b, plan = _same_model(a, b, out, preset)
-    mixed_parts = {"llm"} | ({"projector", "start_end"} if include_projector else set())
-    mixed = {n for n, targets in plan.items() if part_of(targets[0]) in mixed_parts}
-    encoders = [n for n, targets in plan.items() if part_of(targets[0]) == "encoders"]
-    for name in encoders:  # refuse before writing anything
-        tensor_a = src_a.take(name)
-        if not torch.equal(tensor_a, src_b.take(name).to(tensor_a.dtype)):
-            raise MixError(f"parents differ in the frozen encoder tensor {name}: they do not "
-                           "share their vision towers, so they are not siblings to mix")
-    hashes = [content_hash(src_a.path), content_hash(src_b.path)]
+    sources, plan, mixed, hashes = _siblings((a, b), out, preset, include_projector)
     written = []
     for beta in betas:
         target = Path(out) if len(betas) == 1 else Path(out) / f"beta-{beta:g}"
-        meta = {"mix_beta": f"{beta:g}", "mix_parents": [str(src_a.path), str(src_b.path)],
+        meta = {"mix_beta": f"{beta:g}", "mix_parents": [str(s.path) for s in sources],
                 "mix_parent_sha256": hashes, "mix_include_projector": include_projector}
-        written.append(_write(src_a, src_b, plan, mixed, beta, target, meta))
+        written.append(_write(sources, plan, mixed, (beta, 1.0 - beta), target, meta))
     return written
+
+
+def average(parents: Sequence[str | Path], out: str | Path,
+            weights: Sequence[float] | None = None, include_projector: bool = False,
+            preset: str | None = None) -> Path:
+    """The weighted mean of two or more siblings' weights (equal weights by default), written to
+    ``out``: a "model soup". Weights must be non-negative and are scaled to sum to 1.
+
+    Two parents with weights ``(beta, 1 - beta)`` give :func:`mix`'s checkpoint. The output has
+    the first parent's dtypes.
+    """
+    if len(parents) < 2:
+        raise ValueError(f"an average needs two or more parents, got {len(parents)}")
+    weights = [1.0] * len(parents) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(parents):
+        raise ValueError(f"{len(weights)} weights for {len(parents)} parents")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"weights must be non-negative with a positive sum, got {weights}")
+    weights = [w / sum(weights) for w in weights]
+    sources, plan, mixed, hashes = _siblings(parents, out, preset, include_projector)
+    meta = {"mix_weights": [f"{w:.6g}" for w in weights],
+            "mix_parents": [str(s.path) for s in sources], "mix_parent_sha256": hashes,
+            "mix_include_projector": include_projector}
+    return _write(sources, plan, mixed, weights, Path(out), meta)
 
 
 def graft(model: str | Path, encoders: str | Path, out: str | Path) -> Path:
@@ -65,57 +82,86 @@ def graft(model: str | Path, encoders: str | Path, out: str | Path) -> Path:
     docs/toy-world-runs.md, nineteenth run): every other tensor is ``model``'s, so the projections
     then need fine-tuning to the new encoders' features.
     """
-    src_a, src_b, plan = _same_model(model, encoders, out, None)
+    sources, plan = _same_model((model, encoders), out, None)
     taken = {n for n, targets in plan.items() if part_of(targets[0]) == "encoders"}
-    meta = {"graft_model": str(src_a.path), "graft_encoders": str(src_b.path),
-            "graft_sha256": [content_hash(src_a.path), content_hash(src_b.path)]}
-    return _write(src_a, src_b, plan, taken, 0.0, Path(out), meta)
+    meta = {"graft_model": str(sources[0].path), "graft_encoders": str(sources[1].path),
+            "graft_sha256": [content_hash(s.path) for s in sources]}
+    return _write(sources, plan, taken, (0.0, 1.0), Path(out), meta)
 
 
-def _same_model(a, b, out, preset):
-    """Open two checkpoints of one config and tensor set; returns both and the load plan."""
+def _siblings(parents, out, preset, include_projector: bool):
+    """Open parents that may be mixed: one config, one tensor set, identical frozen encoders.
+    Returns the sources, the load plan, the names to mix and the parents' content hashes."""
+    sources, plan = _same_model(parents, out, preset)
+    mixed_parts = {"llm"} | ({"projector", "start_end"} if include_projector else set())
+    mixed = {n for n, targets in plan.items() if part_of(targets[0]) in mixed_parts}
+    encoders = [n for n, targets in plan.items() if part_of(targets[0]) == "encoders"]
+    for name in encoders:  # refuse before writing anything
+        first = sources[0].take(name)
+        for other in sources[1:]:
+            if not torch.equal(first, other.take(name).to(first.dtype)):
+                raise MixError(f"parents differ in the frozen encoder tensor {name} "
+                               f"({other.path}): they do not share their vision towers, so they "
+                               "are not siblings to mix")
+    return sources, plan, mixed, [content_hash(s.path) for s in sources]
+
+
+def _same_model(parents, out, preset):
+    """Open checkpoints of one config and tensor set; returns them and the load plan."""
     out = Path(out)
-    for parent in (a, b):
-        if out.resolve() == Path(parent).resolve() or Path(parent).resolve() in out.resolve().parents:
+    for parent in parents:
+        parent = Path(parent).resolve()
+        if out.resolve() == parent or parent in out.resolve().parents:
             raise ValueError(f"--out {out} would overwrite the parent {parent}")
-    src_a, src_b = checkpoint.open(a, preset=preset), checkpoint.open(b, preset=preset)
-    cfg = src_a.config()
-    cfg_a, cfg_b = cfg.to_dict(), src_b.config().to_dict()
-    if cfg_a != cfg_b:
-        field = next(k for k in cfg_a if cfg_a[k] != cfg_b.get(k))
-        raise MixError(f"parents have different model configs (first differing field: {field}: "
-                       f"{cfg_a[field]!r} vs {cfg_b.get(field)!r})")
-    shapes_a, shapes_b = src_a.shapes(), src_b.shapes()
-    if shapes_a != shapes_b:
-        first = sorted(set(shapes_a) ^ set(shapes_b)) or sorted(
-            n for n in shapes_a if shapes_a[n] != shapes_b[n])
-        raise MixError(f"parents hold different tensors (first: {first[0]})")
-    _, plan = loader.plan_model(src_a, cfg)
-    return src_a, src_b, plan.plan
+    sources = [checkpoint.open(p, preset=preset) for p in parents]
+    cfg = sources[0].config()
+    cfg_first, shapes_first = cfg.to_dict(), sources[0].shapes()
+    for other in sources[1:]:
+        cfg_other, shapes_other = other.config().to_dict(), other.shapes()
+        if cfg_first != cfg_other:
+            field = next(k for k in cfg_first if cfg_first[k] != cfg_other.get(k))
+            raise MixError(f"parents have different model configs (first differing field: "
+                           f"{field}: {cfg_first[field]!r} vs {cfg_other.get(field)!r})")
+        if shapes_first != shapes_other:
+            first = sorted(set(shapes_first) ^ set(shapes_other)) or sorted(
+                n for n in shapes_first if shapes_first[n] != shapes_other[n])
+            raise MixError(f"parents hold different tensors (first: {first[0]})")
+    _, plan = loader.plan_model(sources[0], cfg)
+    return sources, plan.plan
 
 
-def mix_tensors(a: torch.Tensor, b: torch.Tensor, beta: float) -> torch.Tensor:
-    """``beta * a + (1 - beta) * b`` in float32, in ``a``'s dtype; beta 1 / 0 return a / b
-    exactly (b cast to a's dtype)."""
-    if beta == 1.0:
-        return a
-    if beta == 0.0:
-        return b.to(a.dtype)
-    return (beta * a.float() + (1.0 - beta) * b.float()).to(a.dtype)
+def mix_tensors(tensors: Sequence[torch.Tensor | None], weights: Sequence[float],
+                dtype: torch.dtype) -> torch.Tensor:
+    """``sum(w * t)`` over the non-zero weights (a zero weight's tensor may be None), summed in
+    float32 and returned in ``dtype``; one weight of exactly 1 (the others 0) returns its tensor
+    exactly (cast to ``dtype``)."""
+    pairs = [(t, w) for t, w in zip(tensors, weights) if w]
+    if len(pairs) == 1 and pairs[0][1] == 1.0:
+        return pairs[0][0].to(dtype)
+    total = torch.zeros(pairs[0][0].shape, dtype=torch.float32)
+    for tensor, weight in pairs:
+        total += weight * tensor.float()
+    return total.to(dtype)
 
 
-def _write(src_a, src_b, names, mixed: set[str], beta: float, target: Path, meta: dict) -> Path:
-    shapes = src_a.shapes()
-    specs = [TensorSpec(n, shapes[n], src_a.dtype(n)) for n in names]
+def _write(sources, names, mixed: set[str], weights: Sequence[float], target: Path,
+           meta: dict) -> Path:
+    """Write ``target``: each tensor in ``mixed`` is the sources' weighted sum, the rest the
+    first source's."""
+    first = sources[0]
+    shapes = first.shapes()
+    specs = [TensorSpec(n, shapes[n], first.dtype(n)) for n in names]
 
     def produce(name: str) -> torch.Tensor:
-        a = src_a.take(name)  # a copy; a released parent's mapped pages are dropped
-        return mix_tensors(a, src_b.take(name), beta) if name in mixed else a
+        if name not in mixed:
+            return first.take(name)  # a copy; a released parent's mapped pages are dropped
+        tensors = [s.take(name) if w else None for s, w in zip(sources, weights)]
+        return mix_tensors(tensors, weights, first.dtype(name))
 
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    ours.write(tmp, src_a.config(), src_a.tokenizer_path, specs, produce, metadata=meta)
+    ours.write(tmp, first.config(), first.tokenizer_path, specs, produce, metadata=meta)
     publish(tmp, target)
     return target
 
