@@ -2,9 +2,11 @@
 held-out world with bounds set just under what it measured there (docs/toy-world.md has the
 n = 300 numbers; of the issue's targets only pose is reached), answering every task in its format
 (a number for the count questions, 17 named keypoints for pose, grounded boxes for detection), and
-REC in the picture's own pixels."""
+REC in the picture's own pixels; the README quotes its answers word for word."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -69,3 +71,19 @@ def test_load_without_arguments_answers_rec_in_pixels():
     for got, value in zip((obj.box.x1, obj.box.y1, obj.box.x2, obj.box.y2),
                           (square.x1, square.y1, square.x2, square.y2)):
         assert got == pytest.approx(value * 128, abs=0.01)
+
+
+def test_the_readme_quotes_what_the_bundled_model_prints(capsys):
+    """The README's two example outputs are the bundled model's, word for word (a golden value:
+    a new bundle or a change on the path from picture to text must update them)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    description = re.search(r"word for word[^`]*```\n(.*?)\n```", readme, re.S).group(1)
+    rec_prompt = ("Please provide the bounding box coordinate of the region this sentence "
+                  "describes: the red circle.")
+    rec_json = re.search(re.escape(rec_prompt) + r'"\n```\n```json\n(.*?)\n```', readme,
+                         re.S).group(1)
+    image = str(bundled_model_path().parent / "toy-example.jpg")  # the README's picture
+    assert cli.main(["chat", "--image", image, "What's in the image?"]) == 0
+    assert capsys.readouterr().out.strip() == description
+    assert cli.main(["chat", "--json", "--image", image, rec_prompt]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(rec_json)
