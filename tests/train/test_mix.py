@@ -118,8 +118,9 @@ def test_average_refuses_bad_weights_and_a_foreign_parent(tmp_path):
         average([a], tmp_path / "one")
     with pytest.raises(ValueError, match="3 weights for 2 parents"):
         average([a, b], tmp_path / "n", weights=[1, 1, 1])
-    with pytest.raises(ValueError, match="non-negative"):
-        average([a, b], tmp_path / "neg", weights=[2, -1])
+    for bad in ([2, -1], [1, float("nan")], [0, 0]):
+        with pytest.raises(ValueError, match="finite and non-negative with a positive sum"):
+            average([a, b], tmp_path / "bad", weights=bad)
     torch.manual_seed(3)
     foreign = ours.save(sphinx_mllm.build("toy"), bundled_tokenizer_path(), tmp_path / "f")
     with pytest.raises(MixError, match=f"frozen encoder tensor .* \\({foreign}\\)"):

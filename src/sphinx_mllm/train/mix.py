@@ -14,6 +14,7 @@ encoders (``sphinx-mllm toy graft``).
 from __future__ import annotations
 
 import hashlib
+import math
 import shutil
 from pathlib import Path
 from typing import Sequence
@@ -65,8 +66,9 @@ def average(parents: Sequence[str | Path], out: str | Path,
     weights = [1.0] * len(parents) if weights is None else [float(w) for w in weights]
     if len(weights) != len(parents):
         raise ValueError(f"{len(weights)} weights for {len(parents)} parents")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"weights must be non-negative with a positive sum, got {weights}")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"weights must be finite and non-negative with a positive sum, "
+                         f"got {weights}")
     weights = [w / sum(weights) for w in weights]
     sources, plan, mixed, hashes = _siblings(parents, out, preset, include_projector)
     meta = {"mix_weights": [f"{w:.6g}" for w in weights],
@@ -110,8 +112,8 @@ def _same_model(parents, out, preset):
     """Open checkpoints of one config and tensor set; returns them and the load plan."""
     out = Path(out)
     for parent in parents:
-        parent = Path(parent).resolve()
-        if out.resolve() == parent or parent in out.resolve().parents:
+        resolved = Path(parent).resolve()
+        if out.resolve() == resolved or resolved in out.resolve().parents:
             raise ValueError(f"--out {out} would overwrite the parent {parent}")
     sources = [checkpoint.open(p, preset=preset) for p in parents]
     cfg = sources[0].config()
