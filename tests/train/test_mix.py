@@ -24,11 +24,13 @@ def parents(tmp_path, same_encoders=True, preset_b="toy"):
             ours.save(b, bundled_tokenizer_path(), tmp_path / "b"))
 
 
-def third_sibling(tmp_path, a):
-    """A third parent with ``a``'s encoders and its own LLM and projections."""
+def third_sibling(tmp_path):
+    """A third parent with the encoders of ``parents``' A and its own LLM and projections."""
+    torch.manual_seed(0)
+    encoders = sphinx_mllm.build("toy").encoders.state_dict()  # A's, rebuilt from its seed
     torch.manual_seed(2)
     c = sphinx_mllm.build("toy")
-    c.encoders.load_state_dict(sphinx_mllm.load(a).model.encoders.state_dict())
+    c.encoders.load_state_dict(encoders)
     return ours.save(c, bundled_tokenizer_path(), tmp_path / "c")
 
 
@@ -69,10 +71,14 @@ def test_parents_with_different_encoders_are_refused(tmp_path):
     assert not (tmp_path / "mix").exists()
 
 
-def test_out_must_not_be_a_parent(tmp_path):
+def test_out_must_not_be_a_parent_nor_hold_one(tmp_path):
     a, b = parents(tmp_path)
-    with pytest.raises(ValueError, match="overwrite the parent"):
-        mix(a, b, a, [0.5])
+    for out in (a, a / "inside", tmp_path):  # tmp_path holds both parents
+        with pytest.raises(ValueError, match="overwrite the parent"):
+            mix(a, b, out, [0.5, 1.0])
+        with pytest.raises(ValueError, match="overwrite the parent"):
+            average([a, b], out)
+    assert (a / ours.INDEX).exists() and (b / ours.INDEX).exists()
 
 
 def test_parents_with_different_configs_are_refused(tmp_path):
@@ -83,7 +89,7 @@ def test_parents_with_different_configs_are_refused(tmp_path):
 
 def test_average_of_three_is_their_weighted_mean(tmp_path):
     a, b = parents(tmp_path)
-    c = third_sibling(tmp_path, a)
+    c = third_sibling(tmp_path)
     out = average([a, b, c], tmp_path / "soup", weights=[2, 1, 1], include_projector=True)
     ta, tb, tc, soup = tensors(a), tensors(b), tensors(c), tensors(out)
     encoders = [n for n in ta if n.startswith(("clip.", "openclip_", "dinov2_", "qformer."))]
@@ -118,8 +124,8 @@ def test_average_refuses_bad_weights_and_a_foreign_parent(tmp_path):
         average([a], tmp_path / "one")
     with pytest.raises(ValueError, match="3 weights for 2 parents"):
         average([a, b], tmp_path / "n", weights=[1, 1, 1])
-    for bad in ([2, -1], [1, float("nan")], [0, 0]):
-        with pytest.raises(ValueError, match="finite and non-negative with a positive sum"):
+    for bad in ([2, -1], [1, float("nan")], [1, float("inf")], [1e308, 1e308], [0, 0]):
+        with pytest.raises(ValueError, match="finite and non-negative with a positive, finite"):
             average([a, b], tmp_path / "bad", weights=bad)
     torch.manual_seed(3)
     foreign = ours.save(sphinx_mllm.build("toy"), bundled_tokenizer_path(), tmp_path / "f")
@@ -130,7 +136,7 @@ def test_average_refuses_bad_weights_and_a_foreign_parent(tmp_path):
 
 def test_mix_command_averages_several_parents_and_checks_its_flags(tmp_path, capsys):
     a, b = parents(tmp_path)
-    c = third_sibling(tmp_path, a)
+    c = third_sibling(tmp_path)
     assert cli.main(["mix", str(a), str(b), str(c), "--weights", "1,1,2",
                      "--out", str(tmp_path / "cli")]) == 0
     assert f"wrote {tmp_path / 'cli'}" in capsys.readouterr().out

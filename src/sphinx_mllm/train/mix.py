@@ -58,18 +58,19 @@ def average(parents: Sequence[str | Path], out: str | Path,
     """The weighted mean of two or more siblings' weights (equal weights by default), written to
     ``out``: a "model soup". Weights must be non-negative and are scaled to sum to 1.
 
-    Two parents with weights ``(beta, 1 - beta)`` give :func:`mix`'s checkpoint. The output has
-    the first parent's dtypes.
+    Two parents with weights ``(beta, 1 - beta)`` give :func:`mix`'s tensors (its metadata
+    records ``mix_beta`` instead). The output has the first parent's dtypes.
     """
     if len(parents) < 2:
         raise ValueError(f"an average needs two or more parents, got {len(parents)}")
     weights = [1.0] * len(parents) if weights is None else [float(w) for w in weights]
     if len(weights) != len(parents):
         raise ValueError(f"{len(weights)} weights for {len(parents)} parents")
-    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"weights must be finite and non-negative with a positive sum, "
+    total = sum(weights)
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or not 0 < total < math.inf:
+        raise ValueError(f"weights must be finite and non-negative with a positive, finite sum, "
                          f"got {weights}")
-    weights = [w / sum(weights) for w in weights]
+    weights = [w / total for w in weights]
     sources, plan, mixed, hashes = _siblings(parents, out, preset, include_projector)
     meta = {"mix_weights": [f"{w:.6g}" for w in weights],
             "mix_parents": [str(s.path) for s in sources], "mix_parent_sha256": hashes,
@@ -111,9 +112,9 @@ def _siblings(parents, out, preset, include_projector: bool):
 def _same_model(parents, out, preset):
     """Open checkpoints of one config and tensor set; returns them and the load plan."""
     out = Path(out)
-    for parent in parents:
-        resolved = Path(parent).resolve()
-        if out.resolve() == resolved or resolved in out.resolve().parents:
+    for parent in parents:  # out replaces its folder whole: it must not hold or be in a parent
+        resolved, target = Path(parent).resolve(), out.resolve()
+        if target == resolved or resolved in target.parents or target in resolved.parents:
             raise ValueError(f"--out {out} would overwrite the parent {parent}")
     sources = [checkpoint.open(p, preset=preset) for p in parents]
     cfg = sources[0].config()
