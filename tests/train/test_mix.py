@@ -34,6 +34,11 @@ def third_sibling(tmp_path):
     return ours.save(c, bundled_tokenizer_path(), tmp_path / "c")
 
 
+def encoder_names(tensors):
+    """The frozen vision towers' tensor names, by the prefixes of our checkpoint format."""
+    return [n for n in tensors if n.startswith(("clip.", "openclip_", "dinov2_", "qformer."))]
+
+
 def tensors(path):
     ckpt = OursCheckpoint(path)
     return {n: ckpt.get(n) for n in ckpt.names}
@@ -92,7 +97,7 @@ def test_average_of_three_is_their_weighted_mean(tmp_path):
     c = third_sibling(tmp_path)
     out = average([a, b, c], tmp_path / "soup", weights=[2, 1, 1], include_projector=True)
     ta, tb, tc, soup = tensors(a), tensors(b), tensors(c), tensors(out)
-    encoders = [n for n in ta if n.startswith(("clip.", "openclip_", "dinov2_", "qformer."))]
+    encoders = encoder_names(ta)
     mixed = [n for n in ta if n not in encoders]
     assert "visual_proj.0.weight" in mixed and "layers.0.attention.wq.weight" in mixed
     for name in mixed:
@@ -156,7 +161,7 @@ def test_graft_takes_the_encoders_and_keeps_everything_else(tmp_path):
     a, b = parents(tmp_path, same_encoders=False)
     out = graft(a, b, tmp_path / "grafted")
     ta, tb, tg = tensors(a), tensors(b), tensors(out)
-    encoders = [n for n in ta if n.startswith(("clip.", "openclip_", "dinov2_", "qformer."))]
+    encoders = encoder_names(ta)
     assert encoders and all(torch.equal(tg[n], tb[n]) for n in encoders)
     assert any(not torch.equal(ta[n], tb[n]) for n in encoders)  # the graft changed something
     others = [n for n in ta if n not in encoders]
