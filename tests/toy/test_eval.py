@@ -11,7 +11,8 @@ from sphinx_mllm import cli
 from sphinx_mllm.tasks import format_box
 from sphinx_mllm.toy.dataset import image_file
 from sphinx_mllm.toy.evaluate import (SUMMARY_KEYS, format_scores, load_world_items,
-                                      reference_answers, score_world, shapes_per_scene)
+                                      rec_by_colour, reference_answers, scene_shapes, score_world,
+                                      shapes_per_scene)
 from sphinx_mllm.toy.world import MAX_THINGS, sample_picture
 
 
@@ -85,6 +86,37 @@ def test_rec_by_objects_groups_by_the_shapes_in_the_scene(eval_world):
     for count, rec in by_objects.items():
         assert (rec["named"], rec["other"]) == ((1.0, 0.0) if count == 1 else (0.0, 1.0)), count
         assert rec["near"] == 0.0, count
+
+
+def test_rec_by_colour_splits_by_a_shared_colour(eval_world):
+    """Right boxes where the named shape's colour is its own, another shape's box where another
+    shape has that colour: 1.0 and 0.0, each group counted from the world's ground truth (seed
+    1000, 40 pictures); one-shape scenes are in neither group."""
+    items = load_world_items(eval_world)
+    answers = reference_answers(items)
+    things = {image_file("val", i + 1): sample_picture(1000, i).things for i in range(40)}
+    expected = Counter()
+    for k, item in enumerate(items["rec"]):
+        scene = things[item.image.name]
+        if len(scene) < 2:
+            continue
+        named = max(scene, key=lambda t: t.box.iou(item.reference))
+        shared = any(t.colour == named.colour for t in scene if t is not named)
+        expected["colour_shared" if shared else "colour_unique"] += 1
+        if shared:
+            other = next(t for t in scene if t is not named)
+            answers["rec"][k] = {**answers["rec"][k],
+                                 "answer": format_box(item.frame.box_to_square(other.box))}
+    assert expected["colour_shared"] and expected["colour_unique"]
+    by_colour = score_world(eval_world, answers, items)["rec_by_colour"]
+    assert by_colour == {"colour_shared": {"n": expected["colour_shared"], "named": 0.0},
+                         "colour_unique": {"n": expected["colour_unique"], "named": 1.0}}
+    assert "rec colour shared (2+ shapes)" in format_scores({"summary": {}, "vqa_families": {},
+                                                            "rec_by_colour": by_colour})
+    assert rec_by_colour(eval_world, items["rec"], []) == {
+        "colour_shared": {"n": 0, "named": None}, "colour_unique": {"n": 0, "named": None}}
+    assert {name for shapes in scene_shapes(eval_world).values() for name, _ in shapes} <= {
+        t.category for scene in things.values() for t in scene}
 
 
 def test_rec_by_objects_counts_answered_expressions_only(eval_world):

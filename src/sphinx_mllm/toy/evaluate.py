@@ -117,14 +117,52 @@ def question_families(world: str | Path) -> dict[str, str]:
     return {str(a["question_id"]): a["question_family"] for a in data["annotations"]}
 
 
-def shapes_per_scene(world: str | Path) -> dict[str, list[Box]]:
-    """Scene image file name -> pixel boxes of its shapes (from the RefCOCO folder's instances)."""
+def scene_shapes(world: str | Path) -> dict[str, list[tuple[str, Box]]]:
+    """Scene image file name -> ``(category, pixel box)`` of each of its shapes (category as the
+    RefCOCO folder's instances name it: ``red circle``)."""
     data = read_json(Path(world) / "refcoco" / "instances.json")
-    boxes: dict[int, list[Box]] = defaultdict(list)
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    shapes: dict[int, list[tuple[str, Box]]] = defaultdict(list)
     for ann in data["annotations"]:
         x, y, w, h = ann["bbox"]
-        boxes[ann["image_id"]].append(Box(x, y, x + w, y + h))
-    return {image["file_name"]: boxes[image["id"]] for image in data["images"]}
+        shapes[ann["image_id"]].append((names[ann["category_id"]], Box(x, y, x + w, y + h)))
+    return {image["file_name"]: shapes[image["id"]] for image in data["images"]}
+
+
+def shapes_per_scene(world: str | Path) -> dict[str, list[Box]]:
+    """Scene image file name -> pixel boxes of its shapes (from the RefCOCO folder's instances)."""
+    return {name: [box for _, box in shapes] for name, shapes in scene_shapes(world).items()}
+
+
+def _named(scene: Sequence[Box], item: Item) -> int:
+    """Index of the scene's shape that ``item``'s reference box is (the best IoU)."""
+    return max(range(len(scene)), key=lambda i: scene[i].iou(item.reference))
+
+
+def rec_by_colour(world: str | Path, items: Sequence[Item],
+                  answers: Mapping[Any, Mapping] | Sequence[Mapping]) -> dict[str, dict]:
+    """REC Acc@0.5 over the answered expressions about scenes of two or more shapes, split by
+    whether another shape of the scene has the named shape's colour: ``{"colour_shared",
+    "colour_unique": {"n", "named"}}`` (``named`` None for a group with no answer). A model that
+    picks the named shape by its colour alone, not by its shape, scores well only where the
+    colour is unique."""
+    rec = get_benchmark("refcoco")
+    if not isinstance(answers, Mapping):
+        answers = {rec.key(r): r for r in answers}
+    scenes = scene_shapes(world)
+    groups: dict[str, list[Item]] = {"colour_shared": [], "colour_unique": []}
+    for item in items:
+        scene = scenes[Path(item.image).name]
+        if len(scene) < 2 or rec.key(item.ids) not in answers:
+            continue
+        named = _named([box for _, box in scene], item)
+        colour = scene[named][0].split()[0]
+        shared = any(name.split()[0] == colour for i, (name, _) in enumerate(scene) if i != named)
+        groups["colour_shared" if shared else "colour_unique"].append(item)
+    return {group: {"n": len(group_items),
+                    "named": _fraction(score_items(rec, group_items, answers)["acc50"])
+                    if group_items else None}
+            for group, group_items in groups.items()}
 
 
 def rec_by_objects(world: str | Path, items: Sequence[Item],
@@ -157,7 +195,7 @@ def rec_by_objects(world: str | Path, items: Sequence[Item],
             if box is None:
                 continue
             scene = shapes[Path(item.image).name]
-            named = max(range(len(scene)), key=lambda i: scene[i].iou(item.reference))
+            named = _named(scene, item)
             if any(b.iou(box) >= 0.5 for i, b in enumerate(scene) if i != named):
                 other += 1
             elif scene[named].iou(box) < 0.5:
@@ -182,9 +220,11 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
     """Score answer records (per task: records with the benchmark's id fields + ``answer``).
 
     Returns ``{"summary": {SUMMARY_KEYS...}, "tasks": {task: metrics}, "vqa_families": {family:
-    accuracy fraction}, "rec_by_objects": :func:`rec_by_objects`}``. A summary value is None only
-    when the world has no item for it. ``rec_by_objects`` tells whether REC fails at reading a
-    box (one shape) or at choosing the named shape among several.
+    accuracy fraction}, "rec_by_objects": :func:`rec_by_objects`, "rec_by_colour":
+    :func:`rec_by_colour`}``. A summary value is None only when the world has no item for it.
+    ``rec_by_objects`` tells whether REC fails at reading a box (one shape) or at choosing the
+    named shape among several; ``rec_by_colour`` whether that choice reads the shape or only the
+    colour.
     """
     items = items or load_world_items(world)
     tasks = {t.name: t for t in toy_tasks()}
@@ -204,6 +244,7 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
         for family, family_items in sorted(by_family.items()):
             families[family] = _fraction(score_items(vqa, family_items, answers["vqa"])["accuracy"])
     by_objects = rec_by_objects(world, items["rec"], answers["rec"]) if items["rec"] else {}
+    by_colour = rec_by_colour(world, items["rec"], answers["rec"]) if items["rec"] else {}
 
     def get(task: str, key: str) -> float | None:
         return _fraction(metrics[task][key]) if task in metrics else None
@@ -216,7 +257,7 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
         "highres_acc": families.get("highres"),
     }
     return {"summary": summary, "tasks": metrics, "vqa_families": families,
-            "rec_by_objects": by_objects}
+            "rec_by_objects": by_objects, "rec_by_colour": by_colour}
 
 
 def evaluate(pipeline: Any, world: str | Path, out: str | Path, *, batch_size: int = 16,
@@ -319,4 +360,7 @@ def format_scores(result: dict) -> str:
         lines.append(f"  rec {scene:<22} {show(rec['named'])}  (another shape boxed: "
                      f"{show(rec['other'])}; by the named one, IoU < 0.5: "
                      f"{show(rec.get('near'))}; n = {rec['n']})")
+    for group, rec in result.get("rec_by_colour", {}).items():
+        label = group.replace("_", " ") + " (2+ shapes)"
+        lines.append(f"  rec {label:<22} {show(rec['named'])}  (n = {rec['n']})")
     return "\n".join(lines)
