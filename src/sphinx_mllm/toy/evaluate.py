@@ -361,6 +361,7 @@ def format_scores(result: dict) -> str:
                      f"{show(rec['other'])}; by the named one, IoU < 0.5: "
                      f"{show(rec.get('near'))}; n = {rec['n']})")
     for group, rec in result.get("rec_by_colour", {}).items():
-        label = group.replace("_", " ") + " (2+ shapes)"
-        lines.append(f"  rec {label:<22} {show(rec['named'])}  (n = {rec['n']})")
+        label = group.replace("_", " ")
+        lines.append(f"  rec {label:<22} {show(rec['named'])}  "
+                     f"(scenes of 2+ shapes; n = {rec['n']})")
     return "\n".join(lines)
