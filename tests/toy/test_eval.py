@@ -32,6 +32,9 @@ def test_perfect_answers_score_one(eval_world):
     assert all(r["named"] == pytest.approx(1.0) and r["other"] == r["near"] == 0.0
                for r in by_objects.values())
     assert sum(r["n"] for r in by_objects.values()) == len(items["rec"])
+    by_colour = result["rec_by_colour"]
+    assert all(r["named"] == pytest.approx(1.0) for r in by_colour.values())
+    assert sum(r["n"] for r in by_colour.values()) == len(items["rec"]) - by_objects[1]["n"]
     # one synthetic reference per picture, answered verbatim: CIDEr-D's maximum (10)
     assert summary["caption_cider_synthetic"] == pytest.approx(10.0)
     assert summary["caption_cider_web"] > 1.0
@@ -95,19 +98,23 @@ def test_rec_by_colour_splits_by_a_shared_colour(eval_world):
     items = load_world_items(eval_world)
     answers = reference_answers(items)
     things = {image_file("val", i + 1): sample_picture(1000, i).things for i in range(40)}
-    expected = Counter()
+    expected, by_shape = Counter(), Counter()
     for k, item in enumerate(items["rec"]):
         scene = things[item.image.name]
         if len(scene) < 2:
+            expected["one shape"] += 1
             continue
         named = max(scene, key=lambda t: t.box.iou(item.reference))
         shared = any(t.colour == named.colour for t in scene if t is not named)
         expected["colour_shared" if shared else "colour_unique"] += 1
+        by_shape[shared, any(t.shape == named.shape for t in scene if t is not named)] += 1
         if shared:
             other = next(t for t in scene if t is not named)
             answers["rec"][k] = {**answers["rec"][k],
                                  "answer": format_box(item.frame.box_to_square(other.box))}
-    assert expected["colour_shared"] and expected["colour_unique"]
+    # one-shape scenes to leave out, and a split by shape that differs from the split by colour
+    assert expected["one shape"] and expected["colour_shared"] and expected["colour_unique"]
+    assert by_shape[True, False] and by_shape[False, True]
     by_colour = score_world(eval_world, answers, items)["rec_by_colour"]
     assert by_colour == {"colour_shared": {"n": expected["colour_shared"], "named": 0.0},
                          "colour_unique": {"n": expected["colour_unique"], "named": 1.0}}

@@ -139,6 +139,14 @@ def _named(scene: Sequence[Box], item: Item) -> int:
     return max(range(len(scene)), key=lambda i: scene[i].iou(item.reference))
 
 
+def _rec_answers(answers: Mapping[Any, Mapping] | Sequence[Mapping]) -> tuple[Benchmark, Mapping]:
+    """The RefCOCO benchmark and REC answer records keyed by its id fields."""
+    rec = get_benchmark("refcoco")
+    if not isinstance(answers, Mapping):
+        answers = {rec.key(r): r for r in answers}
+    return rec, answers
+
+
 def rec_by_colour(world: str | Path, items: Sequence[Item],
                   answers: Mapping[Any, Mapping] | Sequence[Mapping]) -> dict[str, dict]:
     """REC Acc@0.5 over the answered expressions about scenes of two or more shapes, split by
@@ -146,9 +154,7 @@ def rec_by_colour(world: str | Path, items: Sequence[Item],
     "colour_unique": {"n", "named"}}`` (``named`` None for a group with no answer). A model that
     picks the named shape by its colour alone, not by its shape, scores well only where the
     colour is unique."""
-    rec = get_benchmark("refcoco")
-    if not isinstance(answers, Mapping):
-        answers = {rec.key(r): r for r in answers}
+    rec, answers = _rec_answers(answers)
     scenes = scene_shapes(world)
     groups: dict[str, list[Item]] = {"colour_shared": [], "colour_unique": []}
     for item in items:
@@ -176,9 +182,7 @@ def rec_by_objects(world: str | Path, items: Sequence[Item],
     has ``other`` near ``named * (count - 1)``; one that chooses but places loosely has a large
     ``near``: more than the ``1 / count`` of its misses that a box dropped anywhere would be
     nearest the named shape."""
-    rec = get_benchmark("refcoco")
-    if not isinstance(answers, Mapping):
-        answers = {rec.key(r): r for r in answers}
+    rec, answers = _rec_answers(answers)
     shapes = shapes_per_scene(world)
     groups: dict[int, list[Item]] = defaultdict(list)
     for item in items:
