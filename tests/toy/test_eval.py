@@ -10,8 +10,9 @@ import pytest
 from sphinx_mllm import cli
 from sphinx_mllm.tasks import format_box
 from sphinx_mllm.toy.dataset import image_file
-from sphinx_mllm.toy.evaluate import (SUMMARY_KEYS, format_scores, load_world_items,
-                                      rec_by_colour, reference_answers, scene_shapes, score_world,
+from sphinx_mllm.toy.evaluate import (SUMMARY_KEYS, colour_question_choice, format_scores,
+                                      load_world_items, question_families, rec_by_colour,
+                                      reference_answers, scene_shapes, score_world,
                                       shapes_per_scene)
 from sphinx_mllm.toy.world import MAX_THINGS, sample_picture
 
@@ -124,6 +125,36 @@ def test_rec_by_colour_splits_by_a_shared_colour(eval_world):
         "colour_shared": {"n": 0, "named": None}, "colour_unique": {"n": 0, "named": None}}
     assert {name for shapes in scene_shapes(eval_world).values() for name, _ in shapes} <= {
         t.category for scene in things.values() for t in scene}
+
+
+def test_colour_question_choice_against_a_scene_colour_at_random(eval_world):
+    """Colour questions about scenes of two or more shapes answered with another shape's colour
+    score 0, right answers 1; ``chance`` is the mean of 1 / the scene's distinct colours, both
+    counted from the world's ground truth (seed 1000, 40 pictures)."""
+    items = load_world_items(eval_world)
+    answers = reference_answers(items)
+    family_of = question_families(eval_world)
+    things = {image_file("val", i + 1): sample_picture(1000, i).things for i in range(40)}
+    right, wrong, chance, lone = list(answers["vqa"]), list(answers["vqa"]), [], 0
+    for k, item in enumerate(items["vqa"]):
+        if family_of[str(item.ids["question_id"])] != "colour":
+            continue
+        scene = things[item.image.name]
+        if len(scene) < 2:
+            lone += 1
+            continue
+        colours = {t.colour for t in scene}
+        chance.append(1 / len(colours))
+        other = sorted(colours - {item.reference[0]})
+        wrong[k] = {**wrong[k], "answer": other[0] if other else "zebra"}
+    assert lone and len(chance) > 1 and min(chance) < max(chance)
+    expected = {"n": len(chance), "chance": pytest.approx(sum(chance) / len(chance))}
+    assert colour_question_choice(eval_world, items["vqa"], right) == {**expected, "accuracy": 1.0}
+    result = score_world(eval_world, {**answers, "vqa": wrong}, items)
+    assert result["colour_question_choice"] == {**expected, "accuracy": 0.0}
+    assert "colour of a named shape" in format_scores({**result, "rec_by_objects": {}})
+    assert colour_question_choice(eval_world, items["vqa"], []) == {
+        "n": 0, "accuracy": None, "chance": None}
 
 
 def test_rec_by_objects_counts_answered_expressions_only(eval_world):

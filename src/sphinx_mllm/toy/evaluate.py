@@ -171,6 +171,32 @@ def rec_by_colour(world: str | Path, items: Sequence[Item],
             for group, group_items in groups.items()}
 
 
+def colour_question_choice(world: str | Path, items: Sequence[Item],
+                           answers: Mapping[Any, Mapping] | Sequence[Mapping]) -> dict:
+    """VQA accuracy on the colour questions ("What color is the circle?", which name their shape
+    by the shape alone) answered about scenes of two or more shapes, beside ``chance``: what a
+    model scores that names one of the scene's colours at random (the mean of 1 / the scene's
+    distinct colours). ``{"n", "accuracy", "chance"}``, both None when ``n`` is 0. A model that
+    finds the shape by its shape scores well above ``chance``; one that sees the scene's colours
+    but not which shape is asked about scores ``chance``."""
+    vqa = get_benchmark("vqav2")
+    if not isinstance(answers, Mapping):
+        answers = {vqa.key(r): r for r in answers}
+    family_of, scenes = question_families(world), scene_shapes(world)
+    asked, chance = [], 0.0
+    for item in items:
+        scene = scenes.get(Path(item.image).name, [])
+        if (family_of[str(item.ids["question_id"])] != "colour" or len(scene) < 2
+                or vqa.key(item.ids) not in answers):
+            continue
+        asked.append(item)
+        chance += 1 / len({name.split()[0] for name, _ in scene})
+    if not asked:
+        return {"n": 0, "accuracy": None, "chance": None}
+    return {"n": len(asked), "accuracy": _fraction(score_items(vqa, asked, answers)["accuracy"]),
+            "chance": chance / len(asked)}
+
+
 def rec_by_objects(world: str | Path, items: Sequence[Item],
                    answers: Mapping[Any, Mapping] | Sequence[Mapping]) -> dict[int, dict]:
     """REC by the number of shapes in the scene: ``{count: {"n", "named", "other", "near"}}``
@@ -225,10 +251,11 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
 
     Returns ``{"summary": {SUMMARY_KEYS...}, "tasks": {task: metrics}, "vqa_families": {family:
     accuracy fraction}, "rec_by_objects": :func:`rec_by_objects`, "rec_by_colour":
-    :func:`rec_by_colour`}``. A summary value is None only when the world has no item for it.
+    :func:`rec_by_colour`, "colour_question_choice": :func:`colour_question_choice`}``. A summary
+    value is None only when the world has no item for it.
     ``rec_by_objects`` tells whether REC fails at reading a box (one shape) or at choosing the
     named shape among several; ``rec_by_colour`` whether that choice reads the shape or only the
-    colour.
+    colour; ``colour_question_choice`` whether VQA finds a shape named by its shape alone.
     """
     items = items or load_world_items(world)
     tasks = {t.name: t for t in toy_tasks()}
@@ -249,6 +276,8 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
             families[family] = _fraction(score_items(vqa, family_items, answers["vqa"])["accuracy"])
     by_objects = rec_by_objects(world, items["rec"], answers["rec"]) if items["rec"] else {}
     by_colour = rec_by_colour(world, items["rec"], answers["rec"]) if items["rec"] else {}
+    colour_choice = (colour_question_choice(world, items["vqa"], answers["vqa"])
+                     if items["vqa"] else {})
 
     def get(task: str, key: str) -> float | None:
         return _fraction(metrics[task][key]) if task in metrics else None
@@ -261,7 +290,8 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
         "highres_acc": families.get("highres"),
     }
     return {"summary": summary, "tasks": metrics, "vqa_families": families,
-            "rec_by_objects": by_objects, "rec_by_colour": by_colour}
+            "rec_by_objects": by_objects, "rec_by_colour": by_colour,
+            "colour_question_choice": colour_choice}
 
 
 def evaluate(pipeline: Any, world: str | Path, out: str | Path, *, batch_size: int = 16,
@@ -368,4 +398,9 @@ def format_scores(result: dict) -> str:
         label = group.replace("_", " ")
         lines.append(f"  rec {label:<22} {show(rec['named'])}  "
                      f"(scenes of 2+ shapes; n = {rec['n']})")
+    choice = result.get("colour_question_choice") or {}
+    if choice.get("n"):
+        lines.append(f"  vqa {'colour of a named shape':<22} {show(choice['accuracy'])}  (scenes of "
+                     f"2+ shapes; a scene colour at random: {show(choice['chance'])}; "
+                     f"n = {choice['n']})")
     return "\n".join(lines)
