@@ -161,6 +161,20 @@ def test_the_stage_cannot_be_switched_once_the_finetune_started(tmp_path):
         run_recipe(tmp_path, Budget(rec_view_steps=10))
 
 
+def test_the_encoder_stage_cannot_be_remade_differently(tmp_path):
+    """A folder whose encoder stage is written refuses a budget that would have made it
+    otherwise (its shape emphasis or ViT stem): every later stage starts from that checkpoint."""
+    from sphinx_mllm.toy.recipe import run_recipe
+
+    (tmp_path / "encoders" / "final").mkdir(parents=True)
+    (tmp_path / "budget.json").write_text(json.dumps({"vit_stem": "patch"}))
+    with pytest.raises(ValueError, match="'shape_scale': 1.0"):
+        run_recipe(tmp_path, Budget(shape_scale=3.0))
+    with pytest.raises(ValueError, match="'vit_stem': 'patch'"):
+        run_recipe(tmp_path, Budget(vit_stem="conv"))
+    assert json.loads((tmp_path / "budget.json").read_text()) == {"vit_stem": "patch"}
+
+
 def test_a_tail_stage_is_refused_before_anything_runs(tmp_path):
     for name in ("data-all.yaml", "data-two-shapes.yaml"):
         (tmp_path / name).write_text((CONFIGS / name).read_text())

@@ -9,8 +9,9 @@ from sphinx_mllm import build
 from sphinx_mllm.config import TOY_VOCAB
 from sphinx_mllm.tasks import Box
 from sphinx_mllm.tasks.formats import coordinate_texts
-from sphinx_mllm.toy.encoders import (COUNTED, IGNORE, ITEM_KINDS, make_batch, picture_targets,
-                                      pretrain_encoders, probe)
+from sphinx_mllm.toy.encoders import (ATTRIBUTES, COUNTED, EMPHASIS_INDEX_OFFSET, IGNORE,
+                                      ITEM_KINDS, class_share, emphasise_attribute, make_batch,
+                                      picture_targets, pretrain_encoders, probe)
 from sphinx_mllm.toy.tokenizer import train_tokenizer
 from sphinx_mllm.toy.world import Picture, Thing
 
@@ -132,3 +133,58 @@ def test_encoder_stage_builds_the_vit_stem_asked_for(tmp_path):
                           device="cpu", **kwargs)
         cfg = ours.load(out / "final").cfg
         assert (cfg.clip.stem, cfg.dinov2.stem) == (stem, stem)
+
+
+def test_class_share_is_between_class_over_total_variance():
+    x = torch.tensor([[0.0], [2.0], [10.0], [12.0]])
+    # class means 1 and 11 around 6: between 4 * 25 = 100; total 36 + 16 + 16 + 36 = 104
+    assert class_share(x, torch.tensor([0, 0, 1, 1])) == pytest.approx(100 / 104)
+    assert class_share(x, torch.tensor([0, 1, 0, 1])) == pytest.approx(4 / 104)
+
+
+@pytest.mark.parametrize("attribute", ["shape", "colour"])
+def test_emphasis_scales_the_class_means_and_keeps_the_rest(attribute):
+    """On the cells it measured, the projection's (pre-LayerNorm) class means move ``scale``
+    times as far from their mean, every token moves only along the span of those means (it is
+    scaled there, kept across it), and the attribute's share of the projected variance rises;
+    only the projection's Linear changes."""
+    torch.manual_seed(0)
+    model = build("toy-world").eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    linear = model.visual_proj[0]
+    images, targets = make_batch(0, list(range(EMPHASIS_INDEX_OFFSET, EMPHASIS_INDEX_OFFSET + 8)),
+                                 model.cfg)
+    column = ATTRIBUTES.index(attribute)
+    owned = targets.attrs[..., column] != IGNORE
+    labels = targets.attrs[..., column][owned]
+
+    def pre_norm():
+        with torch.no_grad():
+            feats = model.encode_views(images)
+            fused = torch.cat([feats[k][:, 1:] for k in model.cfg.fused_kinds], dim=-1)
+            return linear(fused)[owned].double()
+
+    def split(y):
+        means = {int(c): y[labels == c].mean(0) for c in labels.unique()}
+        return means, y - torch.stack([means[int(c)] for c in labels])
+
+    y0 = pre_norm()
+    found = emphasise_attribute(model, 3.0, attribute, pictures=8, batch_size=4)
+    y1 = pre_norm()
+    means0, means1 = split(y0)[0], split(y1)[0]
+    assert len(means0) > 1 and found["cells"] == len(labels)
+    centre0, centre1 = y0.mean(0), y1.mean(0)
+    for c in means0:
+        assert torch.allclose(means1[c] - centre1, 3 * (means0[c] - centre0), atol=1e-4)
+    u, sv, _ = torch.linalg.svd(torch.stack([m - centre0 for m in means0.values()]).T,
+                                full_matrices=False)
+    span = u[:, sv > 1e-6 * sv[0]]  # rank classes - 1: the means weighted by size sum to 0
+    assert span.shape[1] == len(means0) - 1
+    across = torch.eye(len(centre0), dtype=span.dtype) - span @ span.T
+    assert torch.allclose((y1 - centre1) @ across, (y0 - centre0) @ across, atol=1e-4)
+    assert torch.allclose((y1 - centre1) @ span, 3 * (y0 - centre0) @ span, atol=1e-4)
+    assert found["share_after"][attribute] > found["share_before"][attribute]
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"visual_proj.0.weight", "visual_proj.0.bias"}
+    with pytest.raises(ValueError, match="choose among colour, shape"):
+        emphasise_attribute(model, 3.0, "texture")

@@ -80,6 +80,8 @@ class Budget:
     betas: tuple[float, ...] = (0.0, 0.5, 1.0)
     beta_val_n: int = 40
     curriculum_steps: int = 300
+    shape_scale: float = 1.0  # > 1: the visual projection starts with the shape's directions
+    # scaled by it (``encoders.emphasise_attribute``; twenty-sixth run: 3); 1 leaves it fresh
     rec_view_steps: int = 0  # REC on two-shape scenes on the global view alone before the
     # finetune, which keeps that source on five views (fifteenth run); 0 leaves both out
     world_2shapes_n: int = 50_000  # pictures of that stage's world (seed 3, two shapes each)
@@ -313,8 +315,11 @@ def _encoders(run: Run) -> dict:
                               seed=run.budget.train_seed, steps=run.budget.encoder_steps,
                               batch_size=run.budget.encoder_batch, lr=run.budget.encoder_lr,
                               vit_stem=run.budget.vit_stem, workers=run.budget.workers(),
-                              log_every=max(1, min(25, run.budget.encoder_steps)))
-    return {"probe": probe}
+                              log_every=max(1, min(25, run.budget.encoder_steps)),
+                              shape_scale=run.budget.shape_scale)
+    emphasis = run.path("encoders", "emphasis.json")
+    return {"probe": probe, **({"emphasis": json.loads(emphasis.read_text())}
+                               if emphasis.exists() else {})}
 
 
 def _mix(run: Run) -> dict:
@@ -489,14 +494,25 @@ def stages(budget: Budget, configs: Path = CONFIGS) -> list[Stage]:
     ]
 
 
+ENCODER_MADE = {"vit_stem": "patch", "shape_scale": 1.0}
+"""Budget fields (with their defaults) that shape the encoder stage's checkpoint, which every
+later stage starts from."""
+
+
 def _check_stage_list(run: Run) -> None:
-    """Refuse to switch the one-view REC stage on or off in a folder whose finetune has started
-    (the finetune's source model and mixture depend on it), or to change the tail file once a
-    tail stage has started."""
+    """Refuse to change what the encoder stage's checkpoint is made with (:data:`ENCODER_MADE`)
+    once it is written, to switch the one-view REC stage on or off in a folder whose finetune
+    has started (the finetune's source model and mixture depend on it), or to change the tail
+    file once a tail stage has started."""
     saved = run.path("budget.json")
     if not saved.exists():
         return
     before = json.loads(saved.read_text())
+    made = {key: before.get(key, default) for key, default in ENCODER_MADE.items()}
+    asked = {key: getattr(run.budget, key) for key in ENCODER_MADE}
+    if run.path("encoders", "final").exists() and made != asked:
+        raise ValueError(f"{run.out}: its encoder stage was written with {made} (budget.json), "
+                         f"not {asked}; use a new folder")
     rec_view = before.get("rec_view_steps", 0) > 0
     if run.path("finetune").exists() and rec_view != (run.budget.rec_view_steps > 0):
         raise ValueError(f"{run.out}: its finetune started with the one-view REC stage "
