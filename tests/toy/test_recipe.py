@@ -175,6 +175,20 @@ def test_the_encoder_stage_cannot_be_remade_differently(tmp_path):
     assert json.loads((tmp_path / "budget.json").read_text()) == {"vit_stem": "patch"}
 
 
+def test_a_relative_run_folder_reaches_the_stages_whole(tmp_path, monkeypatch):
+    """``toy train --out runs/toy``: the stages get the folder as an absolute path, since the
+    training configs resolve the paths they are given from their own folder (configs/toy)."""
+    from sphinx_mllm.toy import recipe
+
+    seen = []
+    monkeypatch.setattr(recipe, "stages", lambda budget, configs: [
+        recipe.Stage("look", lambda run: False, lambda run: seen.append(run.path("encoders")))])
+    monkeypatch.chdir(tmp_path)
+    recipe.run_recipe("runs/toy", Budget())
+    assert seen == [tmp_path / "runs" / "toy" / "encoders"]
+    assert (tmp_path / "runs" / "toy" / "budget.json").exists()
+
+
 def test_a_tail_stage_is_refused_before_anything_runs(tmp_path):
     for name in ("data-all.yaml", "data-two-shapes.yaml"):
         (tmp_path / name).write_text((CONFIGS / name).read_text())

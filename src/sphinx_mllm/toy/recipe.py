@@ -536,7 +536,8 @@ def run_recipe(out: str | Path, budget: Budget = Budget(), configs: str | Path =
     """Run every stage not yet complete; return the last stage's final checkpoint
     (``DIR/finetune/final``, or the last tail stage's). ``only`` is called with each stage's
     name as it starts (progress for the CLI)."""
-    run = Run(Path(out), budget, Path(configs))
+    # absolute: the stages' training configs resolve relative paths from their own folder
+    run = Run(Path(out).absolute(), budget, Path(configs))
     plan = stages(budget, run.configs)  # a bad tail file fails here, before any stage runs
     run.out.mkdir(parents=True, exist_ok=True)
     _check_stage_list(run)
