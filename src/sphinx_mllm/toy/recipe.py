@@ -494,9 +494,8 @@ def stages(budget: Budget, configs: Path = CONFIGS) -> list[Stage]:
     ]
 
 
-ENCODER_MADE = {"vit_stem": "patch", "shape_scale": 1.0}
-"""Budget fields (with their defaults) that shape the encoder stage's checkpoint, which every
-later stage starts from."""
+ENCODER_MADE = ("vit_stem", "shape_scale")
+"""Budget fields that shape the encoder stage's checkpoint, which every later stage starts from."""
 
 
 def _check_stage_list(run: Run) -> None:
@@ -508,7 +507,7 @@ def _check_stage_list(run: Run) -> None:
     if not saved.exists():
         return
     before = json.loads(saved.read_text())
-    made = {key: before.get(key, default) for key, default in ENCODER_MADE.items()}
+    made = {key: before.get(key, getattr(Budget(), key)) for key in ENCODER_MADE}
     asked = {key: getattr(run.budget, key) for key in ENCODER_MADE}
     if run.path("encoders", "final").exists() and made != asked:
         raise ValueError(f"{run.out}: its encoder stage was written with {made} (budget.json), "
