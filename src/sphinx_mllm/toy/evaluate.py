@@ -400,7 +400,7 @@ def format_scores(result: dict) -> str:
                      f"(scenes of 2+ shapes; n = {rec['n']})")
     choice = result.get("colour_question_choice") or {}
     if choice.get("n"):
-        lines.append(f"  vqa {'colour of a named shape':<22} {show(choice['accuracy'])}  (scenes of "
-                     f"2+ shapes; a scene colour at random: {show(choice['chance'])}; "
-                     f"n = {choice['n']})")
+        label = "colour of a named shape"
+        lines.append(f"  vqa {label:<22} {show(choice['accuracy'])}  (scenes of 2+ shapes; a "
+                     f"scene colour at random: {show(choice['chance'])}; n = {choice['n']})")
     return "\n".join(lines)
