@@ -267,3 +267,7 @@ def test_budget_vit_stem_is_checked_before_any_stage_runs(tmp_path):
     with pytest.raises(SystemExit, match="vit_stem 'hybrid'"):
         cli.main(["toy", "train", "--out", str(tmp_path / "run"), "--set", "vit_stem=hybrid"])
     assert not (tmp_path / "run" / "world").exists()
+    for bad in ("shape_scale=abc", "shape_scale=0", "shape_scale=true"):
+        with pytest.raises(ValueError, match="shape_scale .*: expected a number above 0"):
+            Budget().with_overrides([bad])
+    assert Budget().with_overrides(["shape_scale=3"]).shape_scale == 3

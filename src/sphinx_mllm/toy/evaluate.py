@@ -139,12 +139,13 @@ def _named(scene: Sequence[Box], item: Item) -> int:
     return max(range(len(scene)), key=lambda i: scene[i].iou(item.reference))
 
 
-def _rec_answers(answers: Mapping[Any, Mapping] | Sequence[Mapping]) -> tuple[Benchmark, Mapping]:
-    """The RefCOCO benchmark and REC answer records keyed by its id fields."""
-    rec = get_benchmark("refcoco")
+def _keyed(benchmark: str, answers: Mapping[Any, Mapping] | Sequence[Mapping]
+           ) -> tuple[Benchmark, Mapping]:
+    """The registered ``benchmark`` and answer records keyed by its id fields."""
+    bench = get_benchmark(benchmark)
     if not isinstance(answers, Mapping):
-        answers = {rec.key(r): r for r in answers}
-    return rec, answers
+        answers = {bench.key(r): r for r in answers}
+    return bench, answers
 
 
 def rec_by_colour(world: str | Path, items: Sequence[Item],
@@ -154,7 +155,7 @@ def rec_by_colour(world: str | Path, items: Sequence[Item],
     "colour_unique": {"n", "named"}}`` (``named`` None for a group with no answer). A model that
     picks the named shape by its colour alone, not by its shape, scores well only where the
     colour is unique."""
-    rec, answers = _rec_answers(answers)
+    rec, answers = _keyed("refcoco", answers)
     scenes = scene_shapes(world)
     groups: dict[str, list[Item]] = {"colour_shared": [], "colour_unique": []}
     for item in items:
@@ -179,9 +180,7 @@ def colour_question_choice(world: str | Path, items: Sequence[Item],
     distinct colours). ``{"n", "accuracy", "chance"}``, both None when ``n`` is 0. A model that
     finds the shape by its shape scores well above ``chance``; one that sees the scene's colours
     but not which shape is asked about scores ``chance``."""
-    vqa = get_benchmark("vqav2")
-    if not isinstance(answers, Mapping):
-        answers = {vqa.key(r): r for r in answers}
+    vqa, answers = _keyed("vqav2", answers)
     family_of, scenes = question_families(world), scene_shapes(world)
     asked, chance = [], 0.0
     for item in items:
@@ -208,7 +207,7 @@ def rec_by_objects(world: str | Path, items: Sequence[Item],
     has ``other`` near ``named * (count - 1)``; one that chooses but places loosely has a large
     ``near``: more than the ``1 / count`` of its misses that a box dropped anywhere would be
     nearest the named shape."""
-    rec, answers = _rec_answers(answers)
+    rec, answers = _keyed("refcoco", answers)
     shapes = shapes_per_scene(world)
     groups: dict[int, list[Item]] = defaultdict(list)
     for item in items:

@@ -98,6 +98,9 @@ class Budget:
     def __post_init__(self):
         if self.vit_stem not in STEMS:  # fail at the start, not after the world is generated
             raise ValueError(f"vit_stem {self.vit_stem!r}: choose among {list(STEMS)}")
+        if isinstance(self.shape_scale, bool) or not isinstance(self.shape_scale, (int, float)) \
+                or self.shape_scale <= 0:  # else it fails only after the encoders have trained
+            raise ValueError(f"shape_scale {self.shape_scale!r}: expected a number above 0")
 
     def workers(self) -> int:
         """``num_workers``, or its default for this machine."""
