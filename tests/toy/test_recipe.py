@@ -271,3 +271,17 @@ def test_budget_vit_stem_is_checked_before_any_stage_runs(tmp_path):
         with pytest.raises(ValueError, match="shape_scale .*: expected a number above 0"):
             Budget().with_overrides([bad])
     assert Budget().with_overrides(["shape_scale=3"]).shape_scale == 3
+
+
+def test_encoders_from_is_checked_before_any_stage_runs(tmp_path):
+    """A missing ``encoders_from`` fails at the start, not after the world is generated; a
+    folder's encoder stage cannot be remade from other encoders."""
+    from sphinx_mllm.toy.recipe import run_recipe
+
+    with pytest.raises(FileNotFoundError, match="encoders_from 'nowhere'"):
+        run_recipe(tmp_path / "run", Budget(encoders_from="nowhere"))
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "encoders" / "final").mkdir(parents=True)
+    (tmp_path / "budget.json").write_text(json.dumps({"encoders_from": str(tmp_path)}))
+    with pytest.raises(ValueError, match="'encoders_from': "):
+        run_recipe(tmp_path, Budget())

@@ -187,3 +187,38 @@ def test_emphasis_scales_the_class_means_and_keeps_the_rest(attribute):
     assert changed == {"visual_proj.0.weight", "visual_proj.0.bias"}
     with pytest.raises(ValueError, match="choose among colour, shape"):
         emphasise_attribute(model, 3.0, "texture")
+
+
+def test_encoder_stage_takes_another_checkpoints_encoders(tmp_path):
+    """``encoders_from``: the stage's checkpoint has the source's encoders and its own seed's
+    fresh LLM and projections (not the source's), writes where the encoders came from instead of
+    a probe, and refuses encoders configured otherwise."""
+    from sphinx_mllm.checkpoint import ours
+    from sphinx_mllm.config import SphinxConfig, with_vit_stem
+    from sphinx_mllm.inference.pipeline import bundled_tokenizer_path
+    from sphinx_mllm.toy.encoders import run_encoder_stage
+
+    tokenizer = bundled_tokenizer_path()
+    torch.manual_seed(5)
+    source = build("toy-world")
+    ours.save(source, tokenizer, tmp_path / "source")
+    torch.manual_seed(2)
+    fresh = build("toy-world")
+    record = run_encoder_stage(tmp_path / "stage", tokenizer, seed=2, device="cpu",
+                               encoders_from=tmp_path / "source")
+    made = ours.load(tmp_path / "stage" / "final").state_dict()
+    theirs, own = source.state_dict(), fresh.state_dict()
+    encoders = [k for k in made if k.startswith("encoders.")]
+    assert encoders and len(encoders) < len(made)
+    for name, tensor in made.items():
+        expected = theirs[name] if name.startswith("encoders.") else own[name]
+        assert torch.equal(tensor, expected), name
+    assert not torch.equal(theirs["visual_proj.0.weight"], own["visual_proj.0.weight"])
+    assert record["tensors"] == len(encoders) and len(record["sha256"]) == 64
+    assert sorted(p.name for p in (tmp_path / "stage").iterdir()) == ["final", "source.json"]
+
+    conv = build(with_vit_stem(SphinxConfig.from_name("toy-world"), "conv"))
+    ours.save(conv, tokenizer, tmp_path / "conv")
+    with pytest.raises(ValueError, match="configured otherwise \\(clip, dinov2\\)"):
+        run_encoder_stage(tmp_path / "refused", tokenizer, device="cpu",
+                          encoders_from=tmp_path / "conv")

@@ -538,7 +538,7 @@ def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "
                       batch_size: int = 16, lr: float = 1e-3, bf16: bool = False,
                       log_every: int = 50, probe_pictures: int = 256,
                       device: str | torch.device | None = None, workers: int = 0,
-                      shape_scale: float = 1.0) -> dict:
+                      shape_scale: float = 1.0, encoders_from: str | Path | None = None) -> dict:
     """The recipe's first stage: a fresh ``preset`` model (seeded by ``seed``; CLIP and DINOv2 on
     ``vit_stem``, see :func:`~sphinx_mllm.config.with_vit_stem`) whose encoders are
     pre-trained by :func:`pretrain_encoders`; writes ``out/metrics.jsonl`` (one line per log
@@ -549,7 +549,12 @@ def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "
     trainer's); ``workers`` as in :func:`pretrain_encoders`. ``shape_scale`` other than 1 starts
     the visual projection emphasised along the shape (:func:`emphasise_attribute`, measured on
     fresh pictures of ``seed``) and writes what it measured to ``out/emphasis.json``. Returns
-    the probe metrics."""
+    the probe metrics.
+
+    ``encoders_from`` (a checkpoint in our format with this preset's encoders) skips the
+    pre-training: its encoders are copied into the fresh model (:func:`take_encoders`), and
+    ``out/source.json`` (no metrics, heads or probe) says where they came from. Returns that
+    record. The twenty-seventh run started the recipe on the bundled model's encoders this way."""
     from ..checkpoint import ours
     from ..config import SphinxConfig, with_vit_stem
     from ..model import build
@@ -559,6 +564,25 @@ def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "
     torch.manual_seed(seed)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = build(with_vit_stem(SphinxConfig.from_name(preset), vit_stem)).to(device)
+    if encoders_from is not None:
+        metrics = take_encoders(model, encoders_from)
+        (out / "source.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    else:
+        metrics = _pretrain_and_probe(model, out, seed=seed, steps=steps, batch_size=batch_size,
+                                      lr=lr, bf16=bf16, log_every=log_every, workers=workers,
+                                      probe_pictures=probe_pictures)
+    if shape_scale != 1.0:
+        emphasis = emphasise_attribute(model, shape_scale, "shape", seed=seed)
+        (out / "emphasis.json").write_text(json.dumps(emphasis, indent=2) + "\n")
+    ours.save(model.cpu(), tokenizer, out / "final")
+    return metrics
+
+
+def _pretrain_and_probe(model: nn.Module, out: Path, *, seed: int, steps: int, batch_size: int,
+                        lr: float, bf16: bool, log_every: int, workers: int,
+                        probe_pictures: int) -> dict:
+    """:func:`pretrain_encoders` logged to ``out/metrics.jsonl``, the heads saved, the probe
+    written to ``out/probe.json`` and returned."""
     with open(out / "metrics.jsonl", "w", encoding="utf-8") as log_file:
         def on_log(entry: PretrainLog) -> None:
             log_file.write(json.dumps(dataclasses.asdict(entry)) + "\n")
@@ -570,8 +594,28 @@ def run_encoder_stage(out: str | Path, tokenizer: str | Path, *, preset: str = "
     save_file({k: v.cpu() for k, v in heads.state_dict().items()}, out / "heads.safetensors")
     metrics = probe(model, heads, n=probe_pictures)
     (out / "probe.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    if shape_scale != 1.0:
-        emphasis = emphasise_attribute(model, shape_scale, "shape", seed=seed)
-        (out / "emphasis.json").write_text(json.dumps(emphasis, indent=2) + "\n")
-    ours.save(model.cpu(), tokenizer, out / "final")
     return metrics
+
+
+def take_encoders(model: nn.Module, source: str | Path) -> dict:
+    """Copy the vision encoders of checkpoint ``source`` (our format) into ``model``, in place;
+    every other tensor is kept. Refuses a source whose encoders are configured otherwise. Returns
+    ``{"encoders_from": source, "sha256": its content hash, "tensors": how many were copied}``."""
+    from ..checkpoint import ours
+    from ..train.freeze import part_of
+    from ..train.mix import content_hash
+
+    theirs = ours.load(source, dtype=torch.float32)
+    kinds = ("image_size", "clip", "convnext", "dinov2", "qformer")
+    ours_cfg, their_cfg = model.cfg.to_dict(), theirs.cfg.to_dict()
+    differ = [k for k in kinds if ours_cfg[k] != their_cfg[k]]
+    if differ:
+        raise ValueError(f"{source}: its encoders are configured otherwise ({', '.join(differ)}) "
+                         f"than the {model.cfg.name} model they would go into")
+    taken = {k: v for k, v in theirs.state_dict().items() if part_of(k) == "encoders"}
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name in taken:
+                tensor.copy_(taken[name])
+    return {"encoders_from": str(source), "sha256": content_hash(Path(source)),
+            "tensors": len(taken)}

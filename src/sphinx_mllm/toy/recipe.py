@@ -9,7 +9,8 @@ stage               what (tool)
 ``world-1obj``      curriculum world, one shape per scene, seed 1
 ``val-world``       validation world, held-out seed 1000 (beta choice, validation points)
 ``tokenizer``       SentencePiece on the training world (:func:`~.tokenizer.train_tokenizer`)
-``encoders``        dense encoder pre-training, then frozen (:func:`~.encoders.run_encoder_stage`)
+``encoders``        dense encoder pre-training, then frozen (:func:`~.encoders.run_encoder_stage`;
+                    ``encoders_from``: another checkpoint's encoders instead)
 ``pretrain``        LLM unfrozen on web captions + text (``train``, ``configs/toy/pretrain.yaml``)
 ``synthetic``       a copy tuned on synthetic captions (``configs/toy/synthetic.yaml``)
 ``mix``             ``mix`` at several betas; beta chosen on the validation world by caption CIDEr
@@ -82,6 +83,8 @@ class Budget:
     curriculum_steps: int = 300
     shape_scale: float = 1.0  # > 1: the visual projection starts with the shape's directions
     # scaled by it (``encoders.emphasise_attribute``; twenty-sixth run: 3); 1 leaves it fresh
+    encoders_from: str = ""  # a checkpoint whose encoders the encoder stage takes instead of
+    # pre-training them (``encoders.take_encoders``; twenty-seventh run: the bundled model's)
     rec_view_steps: int = 0  # REC on two-shape scenes on the global view alone before the
     # finetune, which keeps that source on five views (fifteenth run); 0 leaves both out
     world_2shapes_n: int = 50_000  # pictures of that stage's world (seed 3, two shapes each)
@@ -314,15 +317,17 @@ def _tokenizer(run: Run) -> None:
 
 def _encoders(run: Run) -> dict:
     from .encoders import run_encoder_stage
-    probe = run_encoder_stage(run.path("encoders"), run.path("tokenizer.model"),
-                              seed=run.budget.train_seed, steps=run.budget.encoder_steps,
-                              batch_size=run.budget.encoder_batch, lr=run.budget.encoder_lr,
-                              vit_stem=run.budget.vit_stem, workers=run.budget.workers(),
-                              log_every=max(1, min(25, run.budget.encoder_steps)),
-                              shape_scale=run.budget.shape_scale)
+    metrics = run_encoder_stage(run.path("encoders"), run.path("tokenizer.model"),
+                                seed=run.budget.train_seed, steps=run.budget.encoder_steps,
+                                batch_size=run.budget.encoder_batch, lr=run.budget.encoder_lr,
+                                vit_stem=run.budget.vit_stem, workers=run.budget.workers(),
+                                log_every=max(1, min(25, run.budget.encoder_steps)),
+                                shape_scale=run.budget.shape_scale,
+                                encoders_from=run.budget.encoders_from or None)
     emphasis = run.path("encoders", "emphasis.json")
-    return {"probe": probe, **({"emphasis": json.loads(emphasis.read_text())}
-                               if emphasis.exists() else {})}
+    made = "source" if run.budget.encoders_from else "probe"  # copied, or pre-trained here
+    return {made: metrics, **({"emphasis": json.loads(emphasis.read_text())}
+                              if emphasis.exists() else {})}
 
 
 def _mix(run: Run) -> dict:
@@ -497,7 +502,7 @@ def stages(budget: Budget, configs: Path = CONFIGS) -> list[Stage]:
     ]
 
 
-ENCODER_MADE = ("vit_stem", "shape_scale")
+ENCODER_MADE = ("vit_stem", "shape_scale", "encoders_from")
 """Budget fields that shape the encoder stage's checkpoint, which every later stage starts from."""
 
 
@@ -541,6 +546,9 @@ def run_recipe(out: str | Path, budget: Budget = Budget(), configs: str | Path =
     # absolute: the stages' training configs resolve relative paths from their own folder
     run = Run(Path(out).absolute(), budget, Path(configs))
     plan = stages(budget, run.configs)  # a bad tail file fails here, before any stage runs
+    if budget.encoders_from and not Path(budget.encoders_from).is_dir():
+        raise FileNotFoundError(f"encoders_from {budget.encoders_from!r}: no such checkpoint "
+                                "directory")
     run.out.mkdir(parents=True, exist_ok=True)
     _check_stage_list(run)
     run.path("budget.json").write_text(json.dumps(dataclasses.asdict(budget), indent=2) + "\n")
