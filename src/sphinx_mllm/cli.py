@@ -552,7 +552,8 @@ def add_toy_commands(sub) -> None:
     graft.set_defaults(func=cmd_toy_graft)
 
     tr = toy_sub.add_parser("train", help="run the whole recipe (world, tokenizer, encoders, "
-                            "pretrain, synthetic, mix, curriculum, [one-view REC with --set "
+                            "[a question stage with --set question_steps=N], pretrain, "
+                            "synthetic, mix, curriculum, [one-view REC with --set "
                             "rec_view_steps=N], finetune, [tail stages with --set tail=FILE]); "
                             "resumable")
     tr.add_argument("--out", required=True, help="run folder (stages already complete are skipped)")

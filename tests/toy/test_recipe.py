@@ -32,7 +32,8 @@ def test_quick_recipe_end_to_end(tmp_path, capsys):
     for name in names:
         assert (out / "logs" / f"{name}.log").exists(), name
 
-    for world in ("world", "world-1obj", "world-2shapes", "val-world", "val-world-beta"):
+    for world in ("world", "world-1obj", "world-2shapes", "world-crowded", "val-world",
+                  "val-world-beta"):
         assert (out / world / "world.json").exists()
     manifest = json.loads((out / "val-world" / "world.json").read_text())
     assert manifest["held_out"] and manifest["split"] == "val"
@@ -41,7 +42,13 @@ def test_quick_recipe_end_to_end(tmp_path, capsys):
     assert set(probe) == {"clip", "convnext", "dinov2", "qformer"}
     assert (out / "encoders" / "heads.safetensors").stat().st_size > 0
 
-    for stage, steps in (("pretrain", QUICK.pretrain_steps), ("synthetic", QUICK.synthetic_steps),
+    # the question stage: its own data, then the pretrain starts from it
+    assert json.loads((out / "recipe.jsonl").read_text().splitlines()[
+        names.index("questions-data")])["questions"]["world"] > 0
+    assert yaml.safe_load((out / "pretrain" / "config.yaml").read_text())["model"].endswith(
+        "questions/final")
+    for stage, steps in (("questions", QUICK.question_steps),
+                         ("pretrain", QUICK.pretrain_steps), ("synthetic", QUICK.synthetic_steps),
                          ("curriculum", QUICK.curriculum_steps),
                          ("rec-two-shapes", QUICK.rec_view_steps),
                          ("finetune", QUICK.finetune_steps)):
@@ -285,3 +292,43 @@ def test_encoders_from_is_checked_before_any_stage_runs(tmp_path):
     (tmp_path / "budget.json").write_text(json.dumps({"encoders_from": str(tmp_path)}))
     with pytest.raises(ValueError, match="'encoders_from': "):
         run_recipe(tmp_path, Budget())
+
+
+def test_question_subset_keeps_colour_questions_about_several_shapes(train_world, tmp_path):
+    """The question stage's data: only "What color is the <shape>?" about scenes of two or more
+    shapes, every field as the world wrote it, readable by the VQAv2 adapter from the world's
+    images."""
+    from sphinx_mllm.data.adapters.vqa import read_vqav2
+    from sphinx_mllm.data.sample import Skips
+    from sphinx_mllm.toy.evaluate import question_families, scene_shapes
+    from sphinx_mllm.toy.recipe import write_question_subset
+
+    kept = write_question_subset(train_world, tmp_path / "sub")
+    questions = json.loads((train_world / "v2_OpenEnded_mscoco_train_questions.json").read_text())
+    families, scenes = question_families(train_world), scene_shapes(train_world)
+    expected = [q for q in questions["questions"]
+                if families[str(q["question_id"])] == "colour"
+                and len(scenes.get(f"COCO_train_{q['image_id']:012d}.jpg", ())) >= 2]
+    sub = json.loads((tmp_path / "sub" / "v2_OpenEnded_mscoco_train_questions.json").read_text())
+    assert 0 < kept == len(expected) < len(questions["questions"])
+    assert sub["questions"] == expected
+    assert all(q["question"].startswith("What color is the ") for q in sub["questions"])
+    skips = Skips()
+    samples = list(read_vqav2(tmp_path / "sub", "train", train_world / "train", 0, skips))
+    assert len(samples) == kept and skips.total == 0
+    assert all(Path(s.image).exists() for s in samples)
+
+
+def test_the_question_stage_comes_before_the_pretrain_and_cannot_be_switched(tmp_path):
+    from sphinx_mllm.toy.recipe import run_recipe
+
+    names = [s.name for s in stages(Budget(question_steps=600))]
+    assert names[names.index("encoders") + 1:names.index("pretrain")] == [
+        "world-crowded", "questions-data", "questions"]
+    assert "questions" not in [s.name for s in stages(Budget())]
+    assert Budget(question_steps=600).scaled(41).question_steps == 300
+    assert Budget().scaled(41).question_steps == 0
+    (tmp_path / "pretrain").mkdir()
+    (tmp_path / "budget.json").write_text(json.dumps({"question_steps": 0}))
+    with pytest.raises(ValueError, match="question stage off"):
+        run_recipe(tmp_path, Budget(question_steps=600))

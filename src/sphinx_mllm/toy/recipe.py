@@ -11,6 +11,11 @@ stage               what (tool)
 ``tokenizer``       SentencePiece on the training world (:func:`~.tokenizer.train_tokenizer`)
 ``encoders``        dense encoder pre-training, then frozen (:func:`~.encoders.run_encoder_stage`;
                     ``encoders_from``: another checkpoint's encoders instead)
+``world-crowded``   three to five shapes per scene, seed 4 (only with ``question_steps``)
+``questions-data``  its and the training world's colour questions about scenes of 2+ shapes
+                    (:func:`write_question_subset`; only with ``question_steps``)
+``questions``       those questions alone, from the encoder stage's checkpoint (``questions.yaml``;
+                    only with ``question_steps``; the pretrain then starts from it)
 ``pretrain``        LLM unfrozen on web captions + text (``train``, ``configs/toy/pretrain.yaml``)
 ``synthetic``       a copy tuned on synthetic captions (``configs/toy/synthetic.yaml``)
 ``mix``             ``mix`` at several betas; beta chosen on the validation world by caption CIDEr
@@ -53,7 +58,8 @@ from typing import Callable
 import yaml
 
 from ..config import STEMS, SphinxConfig
-from .seeds import HELD_OUT_START
+from ..data import layouts
+from .seeds import HELD_OUT_START, TRAIN_SPLIT
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "toy"
 """``configs/toy`` of the source checkout (the recipe's stage configs and mixtures)."""
@@ -85,6 +91,10 @@ class Budget:
     # scaled by it (``encoders.emphasise_attribute``; twenty-sixth run: 3); 1 leaves it fresh
     encoders_from: str = ""  # a checkpoint whose encoders the encoder stage takes instead of
     # pre-training them (``encoders.take_encoders``; twenty-seventh run: the bundled model's)
+    question_steps: int = 0  # > 0: a first LLM stage on "What color is the circle?" about scenes
+    # of two or more shapes, the one question that names a shape by its shape alone
+    # (twenty-seventh run: 600); 0 leaves it and its world out
+    world_crowded_n: int = 40_000  # pictures of that stage's second world (seed 4, 3-5 shapes each)
     rec_view_steps: int = 0  # REC on two-shape scenes on the global view alone before the
     # finetune, which keeps that source on five views (fifteenth run); 0 leaves both out
     world_2shapes_n: int = 50_000  # pictures of that stage's world (seed 3, two shapes each)
@@ -121,6 +131,7 @@ class Budget:
             pretrain_steps=max(1, round(self.pretrain_steps * f)),
             synthetic_steps=max(1, round(self.synthetic_steps * f)),
             curriculum_steps=max(1, round(self.curriculum_steps * f)),
+            question_steps=self.question_steps and max(1, round(self.question_steps * f)),
             rec_view_steps=self.rec_view_steps and max(1, round(self.rec_view_steps * f)),
             tail_scale=self.tail_scale * f,
             finetune_steps=max(1, round(self.finetune_steps * f)))
@@ -153,6 +164,7 @@ finetune 3,273, validations included), and 82.7 with the world and tokenizer."""
 QUICK = Budget(world_n=48, world_1obj_n=24, val_n=8, encoder_steps=3, encoder_batch=2,
                pretrain_steps=3, synthetic_steps=2, betas=(0.0, 0.5, 1.0), beta_val_n=6,
                curriculum_steps=16, rec_view_steps=4, world_2shapes_n=12, finetune_steps=3,
+               question_steps=2, world_crowded_n=12,
                tail="tail-pose.yaml", tail_scale=0.001, batch_size=4, finetune_batch_size=4,
                eval_max_new_tokens=8)
 """A shortened recipe for CI: a tiny world, a few steps per stage (the curriculum stage long
@@ -330,6 +342,43 @@ def _encoders(run: Run) -> dict:
                               if emphasis.exists() else {})}
 
 
+QUESTION_WORLDS = ("world", "world-crowded")
+"""The training worlds whose questions the question stage draws (``data-questions.yaml``)."""
+
+
+def write_question_subset(world: str | Path, out: str | Path, family: str = "colour",
+                          min_shapes: int = 2) -> int:
+    """Write to ``out`` the VQAv2 question and annotation files of ``world`` with only its
+    ``family`` questions about scenes of at least ``min_shapes`` shapes ("What color is the
+    circle?" there names the shape by its shape alone); the images stay in ``world`` (a
+    mixture's ``root``). Returns how many questions were kept."""
+    from ..data.files import read_json
+    from .evaluate import question_families, scene_shapes
+    from .seeds import read_manifest
+
+    world, out = Path(world), Path(out)
+    split = read_manifest(world)["split"]
+    files, written = layouts.vqav2(world, split), layouts.vqav2(out, split)
+    families, scenes = question_families(world), scene_shapes(world)
+    questions, annotations = read_json(files.questions), read_json(files.annotations)
+    kept = {q["question_id"] for q in questions["questions"]
+            if families[str(q["question_id"])] == family
+            and len(scenes.get(files.image(q["image_id"]).name, ())) >= min_shapes}
+    questions["questions"] = [q for q in questions["questions"] if q["question_id"] in kept]
+    annotations["annotations"] = [a for a in annotations["annotations"]
+                                  if a["question_id"] in kept]
+    out.mkdir(parents=True, exist_ok=True)
+    written.questions.write_text(json.dumps(questions))
+    written.annotations.write_text(json.dumps(annotations))
+    return len(kept)
+
+
+def _questions_data(run: Run) -> dict:
+    return {"questions": {world: write_question_subset(run.path(world),
+                                                       run.path("questions-data", world))
+                          for world in QUESTION_WORLDS}}
+
+
 def _mix(run: Run) -> dict:
     from ..train.mix import mix
 
@@ -469,7 +518,16 @@ def finetune_mixtures(budget: Budget) -> tuple[str, ...]:
 def stages(budget: Budget, configs: Path = CONFIGS) -> list[Stage]:
     """The stages ``budget`` runs, in order (a tail file is read and checked here)."""
     with_rec_view = budget.rec_view_steps > 0
+    with_questions = budget.question_steps > 0
     mixtures = finetune_mixtures(budget)
+    questions = [
+        _world(4, lambda b: b.world_crowded_n, "world-crowded", max_things=5, min_things=3),
+        Stage("questions-data", lambda run: all(
+            layouts.vqav2(run.path("questions-data", w), TRAIN_SPLIT).annotations.exists()
+            for w in QUESTION_WORLDS), _questions_data),
+        _trained("questions", "questions.yaml", "data-questions.yaml",
+                 lambda run: run.path("encoders", "final"), lambda b: b.question_steps),
+    ] if with_questions else []
     rec_view = [
         _world(3, lambda b: b.world_2shapes_n, "world-2shapes", max_things=2, min_things=2),
         _trained("rec-two-shapes", "rec-two-shapes.yaml", "data-two-shapes.yaml",
@@ -484,8 +542,10 @@ def stages(budget: Budget, configs: Path = CONFIGS) -> list[Stage]:
         _world(VAL_SEED, lambda b: b.beta_val_n, "val-world-beta"),
         Stage("tokenizer", lambda run: run.path("tokenizer.model").exists(), _tokenizer),
         Stage("encoders", lambda run: run.path("encoders", "final").exists(), _encoders),
+        *questions,
         _trained("pretrain", "pretrain.yaml", "data-web.yaml",
-                 lambda run: run.path("encoders", "final"), lambda b: b.pretrain_steps),
+                 lambda run: run.path("questions" if with_questions else "encoders", "final"),
+                 lambda b: b.pretrain_steps),
         _trained("synthetic", "synthetic.yaml", "data-synthetic.yaml",
                  lambda run: run.path("pretrain", "final"), lambda b: b.synthetic_steps),
         Stage("mix", lambda run: run.path("mixed", "choice.json").exists(), _mix),
@@ -520,6 +580,10 @@ def _check_stage_list(run: Run) -> None:
     if run.path("encoders", "final").exists() and made != asked:
         raise ValueError(f"{run.out}: its encoder stage was written with {made} (budget.json), "
                          f"not {asked}; use a new folder")
+    with_questions = before.get("question_steps", 0) > 0
+    if run.path("pretrain").exists() and with_questions != (run.budget.question_steps > 0):
+        raise ValueError(f"{run.out}: its pretrain started with the question stage "
+                         f"{'on' if with_questions else 'off'} (budget.json); use a new folder")
     rec_view = before.get("rec_view_steps", 0) > 0
     if run.path("finetune").exists() and rec_view != (run.budget.rec_view_steps > 0):
         raise ValueError(f"{run.out}: its finetune started with the one-view REC stage "
