@@ -278,6 +278,13 @@ def test_budget_vit_stem_is_checked_before_any_stage_runs(tmp_path):
         with pytest.raises(ValueError, match="shape_scale .*: expected a number above 0"):
             Budget().with_overrides([bad])
     assert Budget().with_overrides(["shape_scale=3"]).shape_scale == 3
+    for bad in ("question_steps=abc", "question_steps=-3", "question_steps=true",
+                "finetune_steps=2.5"):
+        with pytest.raises(ValueError, match="_steps .*: expected a whole number >= 0"):
+            Budget().with_overrides([bad])
+    with pytest.raises(ValueError, match="encoders_from 123: expected a checkpoint folder"):
+        Budget().with_overrides(["encoders_from=123"])
+    assert Budget().with_overrides(["question_steps=600"]).question_steps == 600
 
 
 def test_encoders_from_is_checked_before_any_stage_runs(tmp_path):

@@ -114,6 +114,13 @@ class Budget:
         if isinstance(self.shape_scale, bool) or not isinstance(self.shape_scale, (int, float)) \
                 or self.shape_scale <= 0:  # else it fails only after the encoders have trained
             raise ValueError(f"shape_scale {self.shape_scale!r}: expected a number above 0")
+        for f in dataclasses.fields(self):  # counts, steps, sizes, seeds (annotations are text)
+            value = getattr(self, f.name)
+            if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)
+                                    or value < 0):
+                raise ValueError(f"{f.name} {value!r}: expected a whole number >= 0")
+        if not isinstance(self.encoders_from, str):
+            raise ValueError(f"encoders_from {self.encoders_from!r}: expected a checkpoint folder")
 
     def workers(self) -> int:
         """``num_workers``, or its default for this machine."""
