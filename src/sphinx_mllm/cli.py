@@ -428,7 +428,7 @@ def cmd_toy_generate(args) -> int:
     from .toy.dataset import generate_world
 
     manifest = generate_world(args.seed, args.n, args.out, max_things=args.max_objects,
-                              min_things=args.min_objects)
+                              min_things=args.min_objects, colours=args.colours)
     print(json.dumps(manifest))
     return 0
 
@@ -446,7 +446,8 @@ def cmd_toy_eval(args) -> int:
     pipe = _load_pipeline(args)
     result = evaluate_seed(pipe, args.seed, args.n, args.out, batch_size=args.batch_size,
                            max_new_tokens=args.max_new_tokens, progress=not args.json,
-                           tasks=tasks, max_things=args.max_objects, min_things=args.min_objects)
+                           tasks=tasks, max_things=args.max_objects, min_things=args.min_objects,
+                           colours=args.colours)
     print(json.dumps(json_safe(result["summary"])) if args.json else format_scores(result))
     return 0
 
@@ -494,7 +495,7 @@ def cmd_toy_train(args) -> int:
 
 
 def _add_shapes_per_scene(parser) -> None:
-    """``--max-objects`` / ``--min-objects`` of ``toy generate`` and ``toy eval``."""
+    """``--max-objects`` / ``--min-objects`` / ``--colours`` of ``toy generate`` and ``toy eval``."""
     from .toy.world import MAX_THINGS
 
     parser.add_argument("--max-objects", type=int, default=MAX_THINGS,
@@ -502,6 +503,10 @@ def _add_shapes_per_scene(parser) -> None:
     parser.add_argument("--min-objects", type=int, default=1,
                         help="at least this many shapes per scene (2 with --max-objects 2: "
                              "scenes of exactly two shapes)")
+    parser.add_argument("--colours", type=int, default=None,
+                        help="draw each scene's shapes from this many colours (1: one colour a "
+                             "scene, so only shape, size, pattern or place tells them apart; "
+                             "default: every colour)")
 
 
 def add_toy_commands(sub) -> None:

@@ -199,15 +199,16 @@ def test_toy_eval_cli_scores_only_the_tasks_asked(tmp_path, capsys):
             cli.main(["toy", "eval", "--model", "toy-world", "--seed", "1001", "--tasks", bad])
 
 
-def test_toy_eval_cli_on_scenes_of_two_shapes(tmp_path, capsys):
+def test_toy_eval_cli_on_scenes_of_two_shapes_of_one_colour(tmp_path, capsys):
     code = cli.main(["toy", "eval", "--model", "toy-world", "--seed", "1001", "--n", "12",
                      "--tasks", "rec", "--min-objects", "2", "--max-objects", "2",
-                     "--max-new-tokens", "3", "--out", str(tmp_path)])
+                     "--colours", "1", "--max-new-tokens", "3", "--out", str(tmp_path)])
     assert code == 0
     manifest = json.loads((tmp_path / "world" / "world.json").read_text())
-    assert (manifest["min_things"], manifest["max_things"]) == (2, 2)
+    assert (manifest["min_things"], manifest["max_things"], manifest["colours"]) == (2, 2, 1)
     scores = json.loads((tmp_path / "answers" / "scores.json").read_text())
     assert list(scores["rec_by_objects"]) == ["2"]  # every scene holds exactly two shapes
+    assert scores["rec_by_colour"]["colour_unique"]["n"] == 0  # and one colour
     assert re.search(r"^  rec 2 shapes ", capsys.readouterr().out, re.M)
 
 

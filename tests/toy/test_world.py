@@ -74,11 +74,40 @@ def test_two_shape_worlds_hold_exactly_two_and_the_default_world_is_unchanged(tm
     assert len(per_image) == len(instances["images"])
 
 
+def test_one_colour_worlds_share_the_colour_within_a_scene_and_the_default_is_unchanged(tmp_path):
+    scenes = [p for p in (sample_picture(0, i, colours=1) for i in range(200)) if p.kind == "scene"]
+    assert all(len({t.colour for t in p.things}) == 1 for p in scenes)
+    assert {t.colour for p in scenes for t in p.things} == set(COLOURS)  # drawn per scene
+    assert max(len({t.shape for t in p.things}) for p in scenes) == len(SHAPES)
+    pairs = [p for p in (sample_picture(0, i, 5, 3, colours=2) for i in range(200))
+             if p.kind == "scene"]
+    assert {len({t.colour for t in p.things}) for p in pairs} == {1, 2}
+    # colours=None draws exactly what the generator drew before the option existed
+    truth = repr([sample_picture(0, i, colours=None) for i in range(200)]).encode()
+    assert hashlib.sha256(truth).hexdigest()[:16] == "79eec18be30907f6"
+    for bad in (0, 7):
+        with pytest.raises(ValueError, match="colours per scene: need 1 <= colours <= 6"):
+            generate_world(7, 2, tmp_path / "refused", colours=bad)
+    assert not (tmp_path / "refused").exists()
+    manifest = generate_world(7, 8, tmp_path / "one", min_things=2, max_things=2, colours=1)
+    assert manifest["colours"] == 1
+    instances = json.loads((tmp_path / "one" / "refcoco" / "instances.json").read_text())
+    names = {c["id"]: c["name"] for c in instances["categories"]}
+    colours_of = {}
+    for a in instances["annotations"]:
+        colours_of.setdefault(a["image_id"], set()).add(names[a["category_id"]].split()[0])
+    assert colours_of and all(len(c) == 1 for c in colours_of.values())
+
+
 def test_generate_cli_takes_the_range_of_shapes(tmp_path, capsys):
     assert cli.main(["toy", "generate", "--seed", "7", "--n", "6", "--min-objects", "2",
                      "--max-objects", "2", "--out", str(tmp_path / "w")]) == 0
     manifest = json.loads(capsys.readouterr().out)
     assert (manifest["min_things"], manifest["max_things"], manifest["n"]) == (2, 2, 6)
+    assert manifest["colours"] is None
+    assert cli.main(["toy", "generate", "--seed", "7", "--n", "2", "--colours", "1",
+                     "--out", str(tmp_path / "c")]) == 0
+    assert json.loads(capsys.readouterr().out)["colours"] == 1
     with pytest.raises(SystemExit, match="need 1 <= min <= max <= 5, got min 3, max 2"):
         cli.main(["toy", "generate", "--seed", "7", "--n", "2", "--min-objects", "3",
                   "--max-objects", "2", "--out", str(tmp_path / "x")])

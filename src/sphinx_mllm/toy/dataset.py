@@ -37,8 +37,8 @@ from ..tasks import COCO_KEYPOINTS, Box
 from . import language
 from .render import render
 from .seeds import MANIFEST, is_held_out, read_manifest, split_for
-from .world import (COLOURS, LAYOUT_CATEGORIES, MAX_THINGS, SHAPES, Picture, check_things,
-                    sample_picture)
+from .world import (COLOURS, LAYOUT_CATEGORIES, MAX_THINGS, SHAPES, Picture, check_colours,
+                    check_things, sample_picture)
 
 GENERATOR_VERSION = 1
 WEB_CAPTIONS = 5
@@ -186,17 +186,20 @@ def _info(seed: int, split: str) -> dict:
 
 
 def generate_world(seed: int, n: int, out: str | Path, *, text_lines: int | None = None,
-                   max_things: int = MAX_THINGS, min_things: int = 1) -> dict:
+                   max_things: int = MAX_THINGS, min_things: int = 1,
+                   colours: int | None = None) -> dict:
     """Draw pictures ``0 .. n-1`` of world ``seed`` and write them in the public formats under
     ``out`` (layout in the module docstring). ``text_lines`` (default ``n``) sets the size of the
     text-only corpus; ``max_things`` / ``min_things`` bound the shapes per scene (a curriculum
-    world). Returns the manifest (also written to ``out/world.json``, last, so a folder with a
+    world); ``colours`` draws each scene's shapes from a palette of that many colours (1: shapes
+    told apart by anything but their colour; :func:`~.world.sample_picture`). Returns the manifest (also written to ``out/world.json``, last, so a folder with a
     manifest is complete).
-    Deterministic: the same (seed, n, max_things, min_things) gives identical files.
+    Deterministic: the same (seed, n, max_things, min_things, colours) gives identical files.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     check_things(min_things, max_things)
+    check_colours(colours)
     out = Path(out)
     split = split_for(seed)
     (out / split).mkdir(parents=True, exist_ok=True)
@@ -204,7 +207,7 @@ def generate_world(seed: int, n: int, out: str | Path, *, text_lines: int | None
     files = _Files(split)
     kinds: Counter[str] = Counter()
     for index in range(n):
-        picture = sample_picture(seed, index, max_things, min_things)
+        picture = sample_picture(seed, index, max_things, min_things, colours)
         image_id = index + 1
         render(picture).save(out / split / image_file(split, image_id), "JPEG", **JPEG_OPTIONS)
         files.add(picture, image_id)
@@ -237,7 +240,7 @@ def generate_world(seed: int, n: int, out: str | Path, *, text_lines: int | None
     _write_text_corpus(out / f"text_{split}.jsonl", seed, n if text_lines is None else text_lines)
     manifest = {
         "generator": "sphinx-mllm toy world", "version": GENERATOR_VERSION, "seed": seed, "n": n,
-        "max_things": max_things, "min_things": min_things, "split": split,
+        "max_things": max_things, "min_things": min_things, "colours": colours, "split": split,
         "held_out": is_held_out(seed),
         "pictures": dict(sorted(kinds.items())),
         "counts": {"instances": len(files.instances), "people": len(files.keypoints),

@@ -30,7 +30,7 @@ from ..tasks import (COCO_KEYPOINTS, Box, Detection, Detections, Keypoints, Poin
                      format_detections, format_keypoints)
 from .dataset import generate_world
 from .seeds import check_held_out_seed, read_manifest
-from .world import MAX_THINGS, check_things
+from .world import MAX_THINGS, check_colours, check_things
 
 SUMMARY_KEYS = ("vqa_acc", "rec_acc50", "det_map50", "layout_map50", "pose_pck10",
                 "caption_cider_web", "caption_cider_synthetic", "highres_acc")
@@ -360,22 +360,25 @@ def reference_answers(items: Mapping[str, list[Item]]) -> dict[str, list[dict]]:
 def evaluate_seed(pipeline: Any, seed: int, n: int, out: str | Path | None = None, *,
                   batch_size: int = 16, max_new_tokens: int | None = None,
                   progress: bool = False, tasks: Sequence[str] | None = None,
-                  max_things: int = MAX_THINGS, min_things: int = 1) -> dict:
+                  max_things: int = MAX_THINGS, min_things: int = 1,
+                  colours: int | None = None) -> dict:
     """Generate held-out world ``seed`` with ``n`` pictures and :func:`evaluate` ``pipeline`` on it
     (every task, or those named in ``tasks``). ``max_things`` / ``min_things`` bound the shapes
-    per scene as in :func:`~.dataset.generate_world` (two-shape scenes ask REC for the choice
-    alone).
+    per scene and ``colours`` their palette as in :func:`~.dataset.generate_world` (two-shape
+    scenes ask REC for the choice alone; one colour a scene asks it to read the shape).
 
     ``out`` keeps the world (``out/world``) and the answers (``out/answers``); by default both go
     to a temporary folder that is removed afterwards. Training seeds are refused.
     """
     check_held_out_seed(seed)
-    check_things(min_things, max_things)  # both before the world is generated
+    check_things(min_things, max_things)  # all before the world is generated
+    check_colours(colours)
     if tasks is not None:
         tasks = check_tasks(tasks)
     with tempfile.TemporaryDirectory(prefix="toy-eval-") as tmp:
         base = Path(out) if out is not None else Path(tmp)
-        generate_world(seed, n, base / "world", max_things=max_things, min_things=min_things)
+        generate_world(seed, n, base / "world", max_things=max_things, min_things=min_things,
+                       colours=colours)
         result = evaluate(pipeline, base / "world", base / "answers", batch_size=batch_size,
                           max_new_tokens=max_new_tokens, progress=progress, tasks=tasks)
     return {"seed": seed, "n": n, **result}

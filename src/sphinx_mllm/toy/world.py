@@ -108,17 +108,26 @@ def check_things(min_things: int, max_things: int) -> None:
                          f"got min {min_things}, max {max_things}")
 
 
+def check_colours(colours: int | None) -> None:
+    """Refuse a palette size outside 1 .. len(COLOURS) (None: every colour, the default)."""
+    if colours is not None and not 1 <= colours <= len(COLOURS):
+        raise ValueError(f"colours per scene: need 1 <= colours <= {len(COLOURS)}, got {colours}")
+
+
 def sample_picture(seed: int, index: int, max_things: int = MAX_THINGS,
-                   min_things: int = 1) -> Picture:
+                   min_things: int = 1, colours: int | None = None) -> Picture:
     """The ground truth of picture ``index`` of world ``seed`` (no pixels; see ``render``).
 
     Scenes draw ``min_things`` to ``max_things`` shapes, uniformly (fewer when 200 placement
     tries find no free place, which is rare). Narrower than 1-5 makes a curriculum world (one
     shape per scene first; exactly two to teach the choice between them); it changes the world,
     so it is part of the world's identity. ``min_things`` 1 draws exactly what worlds drew before
-    it existed.
+    it existed. ``colours`` draws each scene's shapes from a palette of that many colours, itself
+    drawn per scene (1: every shape of a scene the same colour, so that only the shape, size,
+    pattern or place tells them apart); None draws exactly what worlds drew before it existed.
     """
     check_things(min_things, max_things)
+    check_colours(colours)
     rng = picture_rng(seed, index)
     kind = rng.choices(KINDS, KIND_WEIGHTS)[0]
     if kind == "page":
@@ -130,7 +139,7 @@ def sample_picture(seed: int, index: int, max_things: int = MAX_THINGS,
     rgb = tuple(min(255, base + rng.randint(-12, 12)) for _ in range(3))
     if kind == "scene":
         return Picture(seed, index, kind, *SCENE_SIZE, background, rgb,
-                       things=_sample_things(rng, min_things, max_things))
+                       things=_sample_things(rng, min_things, max_things, colours))
     return Picture(seed, index, kind, *SCENE_SIZE, background, rgb, people=_sample_people(rng))
 
 
@@ -142,9 +151,11 @@ def _overlaps(box: Box, others: list[Box], gap: float) -> bool:
                and o.y1 < box.y2 + gap for o in others)
 
 
-def _sample_things(rng: random.Random, min_things: int, max_things: int) -> tuple[Thing, ...]:
+def _sample_things(rng: random.Random, min_things: int, max_things: int,
+                   colours: int | None = None) -> tuple[Thing, ...]:
     width, height = SCENE_SIZE
     wanted = rng.randint(min_things, max_things)
+    palette = tuple(COLOURS) if colours is None else tuple(rng.sample(tuple(COLOURS), colours))
     things: list[Thing] = []
     for _ in range(200):  # rejection sampling of non-overlapping positions
         if len(things) == wanted:
@@ -155,7 +166,7 @@ def _sample_things(rng: random.Random, min_things: int, max_things: int) -> tupl
         box = Box(x, y, x + side, y + side)
         if _overlaps(box, [t.box for t in things], gap=3):
             continue
-        things.append(Thing(rng.choice(SHAPES), rng.choice(tuple(COLOURS)), size,
+        things.append(Thing(rng.choice(SHAPES), rng.choice(palette), size,
                             rng.choices(PATTERNS, (0.5, 0.25, 0.25))[0], box))
     return tuple(things)
 
