@@ -35,7 +35,10 @@ def test_perfect_answers_score_one(eval_world):
     assert sum(r["n"] for r in by_objects.values()) == len(items["rec"])
     by_colour = result["rec_by_colour"]
     assert all(r["named"] == pytest.approx(1.0) for r in by_colour.values())
-    assert sum(r["n"] for r in by_colour.values()) == len(items["rec"]) - by_objects[1]["n"]
+    assert all(r["other"] == 0.0 for r in by_colour.values())
+    assert by_colour["colour_shared"]["n"] + by_colour["colour_unique"]["n"] == \
+        len(items["rec"]) - by_objects[1]["n"]
+    assert 0 < by_colour["shape_decides"]["n"] < by_colour["colour_shared"]["n"]
     # one synthetic reference per picture, answered verbatim: CIDEr-D's maximum (10)
     assert summary["caption_cider_synthetic"] == pytest.approx(10.0)
     assert summary["caption_cider_web"] > 1.0
@@ -95,7 +98,8 @@ def test_rec_by_objects_groups_by_the_shapes_in_the_scene(eval_world):
 def test_rec_by_colour_splits_by_a_shared_colour(eval_world):
     """Right boxes where the named shape's colour is its own, another shape's box where another
     shape has that colour: 1.0 and 0.0, each group counted from the world's ground truth (seed
-    1000, 40 pictures); one-shape scenes are in neither group."""
+    1000, 40 pictures), with the part of the second where the shape word decides (no other shape
+    of the same colour and shape); one-shape scenes are in no group."""
     items = load_world_items(eval_world)
     answers = reference_answers(items)
     things = {image_file("val", i + 1): sample_picture(1000, i).things for i in range(40)}
@@ -108,6 +112,8 @@ def test_rec_by_colour_splits_by_a_shared_colour(eval_world):
         named = max(scene, key=lambda t: t.box.iou(item.reference))
         shared = any(t.colour == named.colour for t in scene if t is not named)
         expected["colour_shared" if shared else "colour_unique"] += 1
+        twin = any(t.category == named.category for t in scene if t is not named)
+        expected["shape_decides"] += shared and not twin
         by_shape[shared, any(t.shape == named.shape for t in scene if t is not named)] += 1
         if shared:
             other = next(t for t in scene if t is not named)
@@ -117,12 +123,16 @@ def test_rec_by_colour_splits_by_a_shared_colour(eval_world):
     assert expected["one shape"] and expected["colour_shared"] and expected["colour_unique"]
     assert by_shape[True, False] and by_shape[False, True]
     by_colour = score_world(eval_world, answers, items)["rec_by_colour"]
-    assert by_colour == {"colour_shared": {"n": expected["colour_shared"], "named": 0.0},
-                         "colour_unique": {"n": expected["colour_unique"], "named": 1.0}}
-    assert "rec colour shared" in format_scores({"summary": {}, "vqa_families": {},
-                                                            "rec_by_colour": by_colour})
+    assert 0 < expected["shape_decides"] < expected["colour_shared"]
+    assert by_colour == {
+        "colour_shared": {"n": expected["colour_shared"], "named": 0.0, "other": 1.0},
+        "colour_unique": {"n": expected["colour_unique"], "named": 1.0, "other": 0.0},
+        "shape_decides": {"n": expected["shape_decides"], "named": 0.0, "other": 1.0}}
+    table = format_scores({"summary": {}, "vqa_families": {}, "rec_by_colour": by_colour})
+    assert "rec colour shared" in table and "rec shape decides" in table
     assert rec_by_colour(eval_world, items["rec"], []) == {
-        "colour_shared": {"n": 0, "named": None}, "colour_unique": {"n": 0, "named": None}}
+        group: {"n": 0, "named": None, "other": None}
+        for group in ("colour_shared", "colour_unique", "shape_decides")}
     assert {name for shapes in scene_shapes(eval_world).values() for name, _ in shapes} <= {
         t.category for scene in things.values() for t in scene}
 

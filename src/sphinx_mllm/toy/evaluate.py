@@ -150,26 +150,48 @@ def _keyed(benchmark: str, answers: Mapping[Any, Mapping] | Sequence[Mapping]
 
 def rec_by_colour(world: str | Path, items: Sequence[Item],
                   answers: Mapping[Any, Mapping] | Sequence[Mapping]) -> dict[str, dict]:
-    """REC Acc@0.5 over the answered expressions about scenes of two or more shapes, split by
-    whether another shape of the scene has the named shape's colour: ``{"colour_shared",
-    "colour_unique": {"n", "named"}}`` (``named`` None for a group with no answer). A model that
-    picks the named shape by its colour alone, not by its shape, scores well only where the
-    colour is unique."""
+    """REC over the answered expressions about scenes of two or more shapes, split by whether
+    another shape of the scene has the named shape's colour: ``{"colour_shared", "colour_unique",
+    "shape_decides": {"n", "named", "other"}}``, where ``named`` is Acc@0.5 and ``other`` the share
+    of answers that box another shape instead (IoU >= 0.5 with it; both None for a group with no
+    answer). ``shape_decides`` is the part of ``colour_shared`` where no other shape has the named
+    one's colour and shape both, so that the expression's shape word is what singles it out.
+    A model that picks the named shape by its colour alone scores well only where the colour is
+    unique; one that reads the shape word too boxes the named shape more often than another
+    (``named`` above ``other``) where the shape decides."""
     rec, answers = _keyed("refcoco", answers)
     scenes = scene_shapes(world)
-    groups: dict[str, list[Item]] = {"colour_shared": [], "colour_unique": []}
+    groups: dict[str, list[Item]] = {"colour_shared": [], "colour_unique": [], "shape_decides": []}
     for item in items:
         scene = scenes[Path(item.image).name]
         if len(scene) < 2 or rec.key(item.ids) not in answers:
             continue
         named = _named([box for _, box in scene], item)
         colour = scene[named][0].split()[0]
-        shared = any(name.split()[0] == colour for i, (name, _) in enumerate(scene) if i != named)
+        others = [name for i, (name, _) in enumerate(scene) if i != named]
+        shared = any(name.split()[0] == colour for name in others)
         groups["colour_shared" if shared else "colour_unique"].append(item)
-    return {group: {"n": len(group_items),
-                    "named": _fraction(score_items(rec, group_items, answers)["acc50"])
-                    if group_items else None}
+        if shared and scene[named][0] not in others:
+            groups["shape_decides"].append(item)
+    return {group: _named_or_other(rec, group_items, answers, scenes)
             for group, group_items in groups.items()}
+
+
+def _named_or_other(rec: Benchmark, items: Sequence[Item], answers: Mapping,
+                    scenes: Mapping[str, list[tuple[str, Box]]]) -> dict:
+    """``{"n", "named", "other"}`` of answered REC ``items``: Acc@0.5 and the share of answers
+    that box another shape of the scene instead (None for both when there is no item)."""
+    if not items:
+        return {"n": 0, "named": None, "other": None}
+    other = 0
+    for item in items:
+        box = answer_box(str(answers[rec.key(item.ids)]["answer"]), item)
+        scene = [b for _, b in scenes[Path(item.image).name]]
+        named = _named(scene, item)
+        other += box is not None and scene[named].iou(box) < 0.5 and any(
+            b.iou(box) >= 0.5 for i, b in enumerate(scene) if i != named)
+    return {"n": len(items), "named": _fraction(score_items(rec, items, answers)["acc50"]),
+            "other": other / len(items)}
 
 
 def colour_question_choice(world: str | Path, items: Sequence[Item],
@@ -398,8 +420,8 @@ def format_scores(result: dict) -> str:
                      f"{show(rec.get('near'))}; n = {rec['n']})")
     for group, rec in result.get("rec_by_colour", {}).items():
         label = group.replace("_", " ")
-        lines.append(f"  rec {label:<22} {show(rec['named'])}  "
-                     f"(scenes of 2+ shapes; n = {rec['n']})")
+        lines.append(f"  rec {label:<22} {show(rec['named'])}  (another shape boxed: "
+                     f"{show(rec.get('other'))}; scenes of 2+ shapes; n = {rec['n']})")
     choice = result.get("colour_question_choice") or {}
     if choice.get("n"):
         label = "colour of a named shape"
