@@ -495,7 +495,8 @@ def cmd_toy_train(args) -> int:
 
 
 def _add_shapes_per_scene(parser) -> None:
-    """``--max-objects`` / ``--min-objects`` / ``--colours`` of ``toy generate`` and ``toy eval``."""
+    """``--max-objects`` / ``--min-objects`` / ``--colours`` of ``toy generate`` and
+    ``toy eval``."""
     from .toy.world import MAX_THINGS
 
     parser.add_argument("--max-objects", type=int, default=MAX_THINGS,

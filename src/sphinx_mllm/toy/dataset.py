@@ -192,8 +192,8 @@ def generate_world(seed: int, n: int, out: str | Path, *, text_lines: int | None
     ``out`` (layout in the module docstring). ``text_lines`` (default ``n``) sets the size of the
     text-only corpus; ``max_things`` / ``min_things`` bound the shapes per scene (a curriculum
     world); ``colours`` draws each scene's shapes from a palette of that many colours (1: shapes
-    told apart by anything but their colour; :func:`~.world.sample_picture`). Returns the manifest (also written to ``out/world.json``, last, so a folder with a
-    manifest is complete).
+    told apart by anything but their colour; :func:`~.world.sample_picture`). Returns the
+    manifest (also written to ``out/world.json``, last, so a folder with a manifest is complete).
     Deterministic: the same (seed, n, max_things, min_things, colours) gives identical files.
     """
     if n < 1:

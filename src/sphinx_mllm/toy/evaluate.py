@@ -188,8 +188,7 @@ def _named_or_other(rec: Benchmark, items: Sequence[Item], answers: Mapping,
         box = answer_box(str(answers[rec.key(item.ids)]["answer"]), item)
         scene = [b for _, b in scenes[Path(item.image).name]]
         named = _named(scene, item)
-        other += box is not None and scene[named].iou(box) < 0.5 and any(
-            b.iou(box) >= 0.5 for i, b in enumerate(scene) if i != named)
+        other += _boxes_another(box, scene, named)
     return {"n": len(items), "named": _fraction(score_items(rec, items, answers)["acc50"]),
             "other": other / len(items)}
 
@@ -247,7 +246,7 @@ def rec_by_objects(world: str | Path, items: Sequence[Item],
                 continue
             scene = shapes[Path(item.image).name]
             named = _named(scene, item)
-            if any(b.iou(box) >= 0.5 for i, b in enumerate(scene) if i != named):
+            if _boxes_another(box, scene, named):
                 other += 1
             elif scene[named].iou(box) < 0.5:
                 near += min(range(len(scene)), key=lambda i: _centre_gap(scene[i], box)) == named
@@ -255,6 +254,12 @@ def rec_by_objects(world: str | Path, items: Sequence[Item],
         out[count] = {"n": len(answered), "named": _fraction(acc50),
                       "other": other / len(answered), "near": near / len(answered)}
     return out
+
+
+def _boxes_another(box: Box | None, scene: Sequence[Box], named: int) -> bool:
+    """Whether ``box`` matches (IoU >= 0.5) a shape of ``scene`` other than shape ``named``
+    (shapes do not overlap, so such a box misses the named one)."""
+    return box is not None and any(b.iou(box) >= 0.5 for i, b in enumerate(scene) if i != named)
 
 
 def _centre_gap(a: Box, b: Box) -> float:
