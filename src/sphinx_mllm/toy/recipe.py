@@ -360,6 +360,7 @@ def write_question_subset(world: str | Path, out: str | Path, family: str = "col
     circle?" there names the shape by its shape alone); the images stay in ``world`` (a
     mixture's ``root``). Returns how many questions were kept."""
     from ..data.files import read_json
+    from .dataset import _write_json
     from .evaluate import question_families, scene_shapes
     from .seeds import read_manifest
 
@@ -374,9 +375,8 @@ def write_question_subset(world: str | Path, out: str | Path, family: str = "col
     questions["questions"] = [q for q in questions["questions"] if q["question_id"] in kept]
     annotations["annotations"] = [a for a in annotations["annotations"]
                                   if a["question_id"] in kept]
-    out.mkdir(parents=True, exist_ok=True)
-    written.questions.write_text(json.dumps(questions))
-    written.annotations.write_text(json.dumps(annotations))
+    _write_json(written.questions, questions)  # the annotations last and atomically: the
+    _write_json(written.annotations, annotations)  # stage counts as done once they exist
     return len(kept)
 
 
