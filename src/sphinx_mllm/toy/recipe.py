@@ -587,14 +587,12 @@ def _check_stage_list(run: Run) -> None:
     if run.path("encoders", "final").exists() and made != asked:
         raise ValueError(f"{run.out}: its encoder stage was written with {made} (budget.json), "
                          f"not {asked}; use a new folder")
-    with_questions = before.get("question_steps", 0) > 0
-    if run.path("pretrain").exists() and with_questions != (run.budget.question_steps > 0):
-        raise ValueError(f"{run.out}: its pretrain started with the question stage "
-                         f"{'on' if with_questions else 'off'} (budget.json); use a new folder")
-    rec_view = before.get("rec_view_steps", 0) > 0
-    if run.path("finetune").exists() and rec_view != (run.budget.rec_view_steps > 0):
-        raise ValueError(f"{run.out}: its finetune started with the one-view REC stage "
-                         f"{'on' if rec_view else 'off'} (budget.json); use a new folder")
+    for steps, after, what in (("question_steps", "pretrain", "the question stage"),
+                               ("rec_view_steps", "finetune", "the one-view REC stage")):
+        was_on = before.get(steps, 0) > 0  # the stage after it starts from its checkpoint
+        if run.path(after).exists() and was_on != (getattr(run.budget, steps) > 0):
+            raise ValueError(f"{run.out}: its {after} started with {what} "
+                             f"{'on' if was_on else 'off'} (budget.json); use a new folder")
     if not any(run.out.glob(f"{TAIL_PREFIX}*")):
         return
     saved_tail = run.path("tail.yaml")  # the file as the first tail stage read it
