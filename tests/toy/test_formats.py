@@ -138,3 +138,33 @@ def test_every_toy_training_config_parses_and_the_two_shape_data_loads(tmp_path)
     assert {s.task for s in mixture.samples} == {"rec", "reg"}
     instances = json.loads((world / "refcoco" / "instances.json").read_text())
     assert set(Counter(a["image_id"] for a in instances["annotations"]).values()) == {2}
+
+
+def test_where_questions_ask_for_the_place_of_a_shape_named_by_its_shape_alone(train_world, tmp_path):
+    """``write_where_questions``: "Where is the <shape>?" for every scene shape whose shape is
+    unique in its scene and whose place no other shape shares, answered by that place as the
+    synthetic captions word it; readable by the VQAv2 adapter from the world's images."""
+    from sphinx_mllm.data.adapters.vqa import read_vqav2
+    from sphinx_mllm.toy.dataset import write_where_questions
+    from sphinx_mllm.toy.evaluate import scene_shapes
+    from sphinx_mllm.toy.world import position_word
+
+    written = write_where_questions(train_world, tmp_path / "where")
+    sizes = {im["file_name"]: (im["width"], im["height"]) for im in json.loads(
+        (train_world / "refcoco" / "instances.json").read_text())["images"]}
+    expected = Counter()
+    for name, shapes in scene_shapes(train_world).items():
+        kinds = Counter(category.split()[-1] for category, _ in shapes)
+        places = [position_word(box, *sizes[name]) for _, box in shapes]
+        expected.update((name, f"Where is the {category.split()[-1]}?", place)
+                        for (category, _), place in zip(shapes, places)
+                        if kinds[category.split()[-1]] == 1 and places.count(place) == 1)
+    skips = Skips()
+    samples = list(read_vqav2(tmp_path / "where", "train", train_world / "train", 0, skips))
+    assert skips.total == 0 and len(samples) == written == sum(expected.values()) > 10
+    prompt = "\nAnswer the question using a single word or phrase."
+    got = Counter((s.image.name, s.messages[0].content.removesuffix(prompt), s.messages[1].content)
+                  for s in samples)
+    assert got == expected
+    annotations = json.loads((tmp_path / "where" / "v2_mscoco_train_annotations.json").read_text())
+    assert {a["question_family"] for a in annotations["annotations"]} == {"where"}

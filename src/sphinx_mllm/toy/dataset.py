@@ -121,15 +121,7 @@ class _Files:
             "id": f"toy-{self.split}-{image_id}", "image": f"{self.split}/{entry['file_name']}",
             "conversations": [{"from": "human", "value": "<image>\nWhat's in the image?"},
                               {"from": "gpt", "value": language.synthetic_caption(picture)}]})
-        for k, q in enumerate(language.questions(picture, rng)):
-            qid = image_id * 10 + k
-            self.questions.append({"image_id": image_id, "question": q.question, "question_id": qid})
-            self.answers.append({
-                "question_id": qid, "image_id": image_id, "question_type": q.question.split(" ")[0].lower(),
-                "answer_type": q.answer_type, "multiple_choice_answer": q.answer,
-                "answers": [{"answer": q.answer, "answer_confidence": "yes", "answer_id": a + 1}
-                            for a in range(10)],
-                "question_family": q.family})
+        _add_questions(self.questions, self.answers, image_id, language.questions(picture, rng))
         add_kind = {"scene": self._add_scene, "page": self._add_page, "people": self._add_people}
         add_kind[picture.kind](picture, image_id, rng)
 
@@ -171,6 +163,21 @@ class _Files:
                 "bbox": _xywh(person.box), "area": round(person.box.area, 2), "iscrowd": 0,
                 "keypoints": flat, "num_keypoints": len(person.keypoints),
                 "segmentation": _polygon(person.box)})
+
+
+def _add_questions(questions: list[dict], answers: list[dict], image_id: int,
+                   asked: list[language.Question]) -> None:
+    """Append VQAv2 question and annotation records of ``asked`` about image ``image_id``
+    (question ids ``image_id * 10 + k``; ten identical answers, as VQAv2 has ten annotators)."""
+    for k, q in enumerate(asked):
+        qid = image_id * 10 + k
+        questions.append({"image_id": image_id, "question": q.question, "question_id": qid})
+        answers.append({
+            "question_id": qid, "image_id": image_id, "question_type": q.question.split(" ")[0].lower(),
+            "answer_type": q.answer_type, "multiple_choice_answer": q.answer,
+            "answers": [{"answer": q.answer, "answer_confidence": "yes", "answer_id": a + 1}
+                        for a in range(10)],
+            "question_family": q.family})
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -251,6 +258,29 @@ def generate_world(seed: int, n: int, out: str | Path, *, text_lines: int | None
     }
     _write_json(out / MANIFEST, manifest)
     return manifest
+
+
+def write_where_questions(world: str | Path, out: str | Path) -> int:
+    """Write to ``out`` VQAv2 question and annotation files of :func:`~.language.where_questions`
+    ("Where is the circle?" -> ``top left``) about the pictures of ``world``, drawn again from its
+    manifest (the images stay in ``world``: a mixture's ``root``). Returns how many questions."""
+    manifest = read_manifest(world)
+    split = manifest["split"]
+    questions: list[dict] = []
+    answers: list[dict] = []
+    for index in range(manifest["n"]):
+        picture = sample_picture(manifest["seed"], index, manifest.get("max_things", MAX_THINGS),
+                                 manifest.get("min_things", 1), manifest.get("colours"))
+        _add_questions(questions, answers, index + 1, language.where_questions(picture))
+    info = {**_info(manifest["seed"], split), "description": f"where questions about "
+            f"sphinx-mllm toy world {manifest['seed']}, split {split}"}
+    out = Path(out)
+    _write_json(out / f"v2_OpenEnded_mscoco_{split}_questions.json", {
+        "info": info, "task_type": "Open-Ended", "data_type": "mscoco", "data_subtype": split,
+        "questions": questions})
+    _write_json(out / f"v2_mscoco_{split}_annotations.json", {  # last: the files are complete
+        "info": info, "data_type": "mscoco", "data_subtype": split, "annotations": answers})
+    return len(questions)
 
 
 def _write_text_corpus(path: Path, seed: int, lines: int) -> None:

@@ -6,7 +6,9 @@
   attributes, random casing, missing punctuation, the odd typo (the paper's web-crawled pairs).
 
 Questions come in families (:data:`QUESTION_FAMILIES`); ``highres`` questions ask for a shape's
-1-pixel pattern, which only the full-resolution sub-image views can resolve.
+1-pixel pattern, which only the full-resolution sub-image views can resolve. :func:`where_questions`
+are not among the world's questions: they are training data written on demand
+(:func:`~.dataset.write_where_questions`).
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def web_caption(picture: Picture, rng: random.Random) -> str:
 
 @dataclass(frozen=True)
 class Question:
-    family: str          # one of QUESTION_FAMILIES
+    family: str          # one of QUESTION_FAMILIES, or "where" (where_questions)
     question: str
     answer: str
     answer_type: str     # VQAv2's: "yes/no", "number" or "other"
@@ -189,6 +191,20 @@ def questions(picture: Picture, rng: random.Random) -> list[Question]:
         out.append(Question("highres", f"What pattern does the {t.colour} {t.shape} have?",
                             t.pattern, "other"))
     return out
+
+
+def where_questions(picture: Picture) -> list[Question]:
+    """"Where is the circle?" about each shape of a scene that its shape alone names and whose
+    place (:func:`~.world.position_word`, as the synthetic caption says it) no other shape of the
+    scene shares; answered by that place. Among shapes of one colour only the shape word tells
+    which place is asked for (docs/toy-world-runs.md, twenty-ninth run)."""
+    if picture.kind != "scene":
+        return []
+    places = [position_word(t.box, picture.width, picture.height) for t in picture.things]
+    named = {id(t) for t in _unique(picture.things, lambda t: t.shape)}
+    return [Question("where", f"Where is the {t.shape}?", place, "other")
+            for t, place in zip(picture.things, places)
+            if id(t) in named and places.count(place) == 1]
 
 
 # --- referring expressions ---------------------------------------------------------------------
