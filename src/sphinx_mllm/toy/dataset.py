@@ -173,7 +173,8 @@ def _add_questions(questions: list[dict], answers: list[dict], image_id: int,
         qid = image_id * 10 + k
         questions.append({"image_id": image_id, "question": q.question, "question_id": qid})
         answers.append({
-            "question_id": qid, "image_id": image_id, "question_type": q.question.split(" ")[0].lower(),
+            "question_id": qid, "image_id": image_id,
+            "question_type": q.question.split(" ")[0].lower(),
             "answer_type": q.answer_type, "multiple_choice_answer": q.answer,
             "answers": [{"answer": q.answer, "answer_confidence": "yes", "answer_id": a + 1}
                         for a in range(10)],
