@@ -32,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data import layouts
 from ..data.mixture import SourceConfig
 from ..tasks import COCO_KEYPOINTS, Box
 from . import language
@@ -181,6 +182,17 @@ def _add_questions(questions: list[dict], answers: list[dict], image_id: int,
             "question_family": q.family})
 
 
+def _write_vqa(out: Path, split: str, info: dict, questions: list[dict],
+               answers: list[dict]) -> None:
+    """The VQAv2 question and annotation files of ``split`` under ``out`` (names from
+    :func:`~sphinx_mllm.data.layouts.vqav2`), the annotations last."""
+    files = layouts.vqav2(out, split)
+    _write_json(files.questions, {"info": info, "task_type": "Open-Ended", "data_type": "mscoco",
+                                  "data_subtype": split, "questions": questions})
+    _write_json(files.annotations, {"info": info, "data_type": "mscoco", "data_subtype": split,
+                                    "annotations": answers})
+
+
 def _write_json(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -235,11 +247,7 @@ def generate_world(seed: int, n: int, out: str | Path, *, text_lines: int | None
     for domain, anns in files.captions.items():
         _write_json(out / "annotations" / f"captions_{split}_{domain}.json",
                     {"info": info, "images": files.images["all"], "annotations": anns})
-    _write_json(out / f"v2_OpenEnded_mscoco_{split}_questions.json", {
-        "info": info, "task_type": "Open-Ended", "data_type": "mscoco", "data_subtype": split,
-        "questions": files.questions})
-    _write_json(out / f"v2_mscoco_{split}_annotations.json", {
-        "info": info, "data_type": "mscoco", "data_subtype": split, "annotations": files.answers})
+    _write_vqa(out, split, info, files.questions, files.answers)
     _write_json(out / f"{split}.json", {
         "images": files.images["page"], "annotations": files.layout,
         "categories": [{"id": i + 1, "name": c, "supercategory": ""}
@@ -275,12 +283,7 @@ def write_where_questions(world: str | Path, out: str | Path) -> int:
         _add_questions(questions, answers, index + 1, language.where_questions(picture))
     info = {**_info(manifest["seed"], split), "description": f"where questions about "
             f"sphinx-mllm toy world {manifest['seed']}, split {split}"}
-    out = Path(out)
-    _write_json(out / f"v2_OpenEnded_mscoco_{split}_questions.json", {
-        "info": info, "task_type": "Open-Ended", "data_type": "mscoco", "data_subtype": split,
-        "questions": questions})
-    _write_json(out / f"v2_mscoco_{split}_annotations.json", {  # last: the files are complete
-        "info": info, "data_type": "mscoco", "data_subtype": split, "annotations": answers})
+    _write_vqa(Path(out), split, info, questions, answers)
     return len(questions)
 
 
