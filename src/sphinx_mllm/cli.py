@@ -581,7 +581,8 @@ def add_toy_commands(sub) -> None:
     ev.add_argument("--json", action="store_true", help="print one JSON object of fractions")
     ev.add_argument("--tasks", default=None, metavar="A,B",
                     help="score only these toy tasks, comma-separated (e.g. vqa,rec; an unknown "
-                         "name lists them); the others are not scored")
+                         "name lists them; default: all but where, a diagnostic of which shape a "
+                         "question finds); the others are not scored")
     _add_shapes_per_scene(ev)
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--max-new-tokens", type=int, default=None,

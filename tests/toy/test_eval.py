@@ -10,16 +10,16 @@ import pytest
 from sphinx_mllm import cli
 from sphinx_mllm.tasks import format_box
 from sphinx_mllm.toy.dataset import image_file
-from sphinx_mllm.toy.evaluate import (SUMMARY_KEYS, colour_question_choice, format_scores,
-                                      load_world_items, question_families, rec_by_colour,
-                                      reference_answers, scene_shapes, score_world,
-                                      shapes_per_scene)
-from sphinx_mllm.toy.world import MAX_THINGS, sample_picture
+from sphinx_mllm.toy.evaluate import (SUMMARY_KEYS, colour_question_choice, default_tasks,
+                                      format_scores, load_world_items, question_families,
+                                      rec_by_colour, reference_answers, scene_shapes, score_world,
+                                      shapes_per_scene, task_names, where_choice)
+from sphinx_mllm.toy.world import MAX_THINGS, position_word, sample_picture
 
 
 def test_perfect_answers_score_one(eval_world):
     items = load_world_items(eval_world)
-    assert all(items[task] for task in ("vqa", "rec", "detection", "layout", "pose"))
+    assert all(items[task] for task in ("vqa", "rec", "detection", "layout", "pose", "where"))
     result = score_world(eval_world, reference_answers(items), items)
     summary = result["summary"]
     assert set(summary) == set(SUMMARY_KEYS)
@@ -39,6 +39,9 @@ def test_perfect_answers_score_one(eval_world):
     assert by_colour["colour_shared"]["n"] + by_colour["colour_unique"]["n"] == \
         len(items["rec"]) - by_objects[1]["n"]
     assert 0 < by_colour["shape_decides"]["n"] < by_colour["colour_shared"]["n"]
+    assert result["tasks"]["where"]["accuracy"] == pytest.approx(100.0)
+    assert result["where_choice"]["named"] == pytest.approx(1.0)
+    assert result["where_choice"]["other"] == 0.0
     # one synthetic reference per picture, answered verbatim: CIDEr-D's maximum (10)
     assert summary["caption_cider_synthetic"] == pytest.approx(10.0)
     assert summary["caption_cider_web"] > 1.0
@@ -167,6 +170,34 @@ def test_colour_question_choice_against_a_scene_colour_at_random(eval_world):
         "n": 0, "accuracy": None, "chance": None}
 
 
+def test_where_choice_tells_the_named_place_from_another_shapes(eval_world):
+    """Where questions about scenes of two or more shapes answered with another shape's place
+    count as ``other``, not ``named``; the questions about lone shapes are left out (counted
+    from the world's ground truth, seed 1000, 40 pictures)."""
+    items = load_world_items(eval_world, ["where"])
+    assert not items["vqa"] and items["where"]
+    answers = reference_answers(items)["where"]
+    scenes = {image_file("val", i + 1): sample_picture(1000, i) for i in range(40)}
+    wrong, lone = list(answers), 0
+    for k, item in enumerate(items["where"]):
+        picture = scenes[item.image.name]
+        if len(picture.things) < 2:
+            lone += 1
+            continue
+        places = {position_word(t.box, picture.width, picture.height) for t in picture.things}
+        assert item.reference[0] in places
+        wrong[k] = {**wrong[k], "answer": sorted(places - {item.reference[0]})[0]}
+    n = len(items["where"]) - lone
+    assert lone and n > 1
+    assert where_choice(eval_world, items["where"], answers) == {"n": n, "named": 1.0, "other": 0.0}
+    result = score_world(eval_world, {"where": wrong}, items)
+    assert result["where_choice"] == {"n": n, "named": 0.0, "other": 1.0}
+    assert result["summary"]["vqa_acc"] is None
+    assert re.search(r"^  where of 2\+ shapes +0\.000  \(another shape's place: 1\.000; "
+                     rf"n = {n}\)$", format_scores({**result, "rec_by_objects": {}}), re.M)
+    assert where_choice(eval_world, items["where"], []) == {"n": 0, "named": None, "other": None}
+
+
 def test_rec_by_objects_counts_answered_expressions_only(eval_world):
     """Half the answers missing (an interrupted run): each group scores what was answered."""
     items = load_world_items(eval_world)
@@ -190,6 +221,9 @@ def test_toy_eval_cli_on_a_random_model(tmp_path, capsys):
             assert value <= 1.0
     assert (tmp_path / "world" / "world.json").is_file()
     assert (tmp_path / "answers" / "vqa.answers.jsonl").is_file()
+    # where is a diagnostic: scored when named, not by default
+    assert set(task_names()) - set(default_tasks()) == {"where"}
+    assert not (tmp_path / "answers" / "where.answers.jsonl").exists()
 
 
 def test_toy_eval_cli_scores_only_the_tasks_asked(tmp_path, capsys):

@@ -143,7 +143,8 @@ def test_every_toy_training_config_parses_and_the_two_shape_data_loads(tmp_path)
 def test_where_questions_ask_the_place_of_a_shape_named_by_its_shape(train_world, tmp_path):
     """``write_where_questions``: "Where is the <shape>?" for every scene shape whose shape is
     unique in its scene and whose place no other shape shares, answered by that place as the
-    synthetic captions word it; readable by the VQAv2 adapter from the world's images."""
+    synthetic captions word it; readable by the VQAv2 adapter from the world's images; the same
+    files, byte for byte, as ``generate_world`` writes to ``world/where``."""
     from sphinx_mllm.data.adapters.vqa import read_vqav2
     from sphinx_mllm.toy.dataset import write_where_questions
     from sphinx_mllm.toy.evaluate import scene_shapes
@@ -167,3 +168,6 @@ def test_where_questions_ask_the_place_of_a_shape_named_by_its_shape(train_world
     assert got == expected
     annotations = json.loads((tmp_path / "where" / "v2_mscoco_train_annotations.json").read_text())
     assert {a["question_family"] for a in annotations["annotations"]} == {"where"}
+    for name in ("v2_OpenEnded_mscoco_train_questions.json", "v2_mscoco_train_annotations.json"):
+        assert (tmp_path / "where" / name).read_bytes() == (train_world / "where" / name).read_bytes()
+    assert json.loads((train_world / "world.json").read_text())["counts"]["where_questions"] == written

@@ -10,6 +10,8 @@ One world folder (``S`` = the world's split, ``train`` or ``val``, see :mod:`.se
     annotations/captions_S_synthetic.json        COCO captions, "synthetic" domain (1 per picture)
     v2_OpenEnded_mscoco_S_questions.json         VQAv2 questions
     v2_mscoco_S_annotations.json                 VQAv2 annotations (10 answers each)
+    where/v2_OpenEnded_mscoco_S_questions.json   VQAv2 "Where is the circle?" -> a 3x3 place
+    where/v2_mscoco_S_annotations.json           (:func:`~.language.where_questions`; images in S/)
     S.json                                       PubLayNet (COCO format): the pages
     refcoco/refs(unc).p, refcoco/instances.json  RefCOCO (refer toolkit layout): the scenes
     conversations_S.json                         LLaVA format: "What's in the image?" + description
@@ -17,7 +19,8 @@ One world folder (``S`` = the world's split, ``train`` or ``val``, see :mod:`.se
 
 So the world is read by the same adapters (``coco-instances``, ``coco-keypoints``,
 ``coco-captions`` with split ``S_web`` / ``S_synthetic`` and ``images=S``, ``vqav2``,
-``publaynet``, ``refcoco`` with ``images=../S``, ``llava``, ``text``) and the same benchmark
+``publaynet``, ``refcoco`` with ``images=../S``, ``vqav2`` on ``where`` with ``images=../S``,
+``llava``, ``text``) and the same benchmark
 readers as the real datasets. Fields beyond the public formats (ours): ``attributes`` on
 instances (size, pattern), ``question_family`` on VQA annotations.
 """
@@ -97,6 +100,8 @@ class _Files:
     captions: dict[str, list[dict]] = field(default_factory=lambda: {"web": [], "synthetic": []})
     questions: list[dict] = field(default_factory=list)
     answers: list[dict] = field(default_factory=list)
+    where_questions: list[dict] = field(default_factory=list)
+    where_answers: list[dict] = field(default_factory=list)
     refs: list[dict] = field(default_factory=list)
     conversations: list[dict] = field(default_factory=list)
     ann_id: int = 0
@@ -123,6 +128,8 @@ class _Files:
             "conversations": [{"from": "human", "value": "<image>\nWhat's in the image?"},
                               {"from": "gpt", "value": language.synthetic_caption(picture)}]})
         _add_questions(self.questions, self.answers, image_id, language.questions(picture, rng))
+        _add_questions(self.where_questions, self.where_answers, image_id,
+                       language.where_questions(picture))
         add_kind = {"scene": self._add_scene, "page": self._add_page, "people": self._add_people}
         add_kind[picture.kind](picture, image_id, rng)
 
@@ -248,6 +255,8 @@ def generate_world(seed: int, n: int, out: str | Path, *, text_lines: int | None
         _write_json(out / "annotations" / f"captions_{split}_{domain}.json",
                     {"info": info, "images": files.images["all"], "annotations": anns})
     _write_vqa(out, split, info, files.questions, files.answers)
+    _write_vqa(out / "where", split, _where_info(seed, split), files.where_questions,
+               files.where_answers)
     _write_json(out / f"{split}.json", {
         "images": files.images["page"], "annotations": files.layout,
         "categories": [{"id": i + 1, "name": c, "supercategory": ""}
@@ -261,6 +270,7 @@ def generate_world(seed: int, n: int, out: str | Path, *, text_lines: int | None
         "pictures": dict(sorted(kinds.items())),
         "counts": {"instances": len(files.instances), "people": len(files.keypoints),
                    "layout_blocks": len(files.layout), "questions": len(files.questions),
+                   "where_questions": len(files.where_questions),
                    "refs": len(files.refs), "ref_sentences": files.sent_id,
                    "captions_web": len(files.captions["web"]),
                    "captions_synthetic": len(files.captions["synthetic"])},
@@ -270,21 +280,31 @@ def generate_world(seed: int, n: int, out: str | Path, *, text_lines: int | None
 
 
 def write_where_questions(world: str | Path, out: str | Path) -> int:
-    """Write to ``out`` VQAv2 question and annotation files of :func:`~.language.where_questions`
-    ("Where is the circle?" -> ``top left``) about the pictures of ``world``, drawn again from its
-    manifest (the images stay in ``world``: a mixture's ``root``). Returns how many questions."""
+    """Write to ``out`` the VQAv2 files of :func:`~.language.where_questions` ("Where is the
+    circle?" -> ``top left``) about the pictures of ``world``, drawn again from its manifest: what
+    :func:`generate_world` writes to ``world/where``, for a world written before it did (the
+    images stay in ``world``: a mixture's ``root``). Returns how many questions."""
     manifest = read_manifest(world)
-    split = manifest["split"]
     questions: list[dict] = []
     answers: list[dict] = []
     for index in range(manifest["n"]):
-        picture = sample_picture(manifest["seed"], index, manifest.get("max_things", MAX_THINGS),
-                                 manifest.get("min_things", 1), manifest.get("colours"))
-        _add_questions(questions, answers, index + 1, language.where_questions(picture))
-    info = {**_info(manifest["seed"], split), "description": f"where questions about "
-            f"sphinx-mllm toy world {manifest['seed']}, split {split}"}
-    _write_vqa(Path(out), split, info, questions, answers)
+        _add_questions(questions, answers, index + 1,
+                       language.where_questions(world_picture(manifest, index)))
+    _write_vqa(Path(out), manifest["split"], _where_info(manifest["seed"], manifest["split"]),
+               questions, answers)
     return len(questions)
+
+
+def world_picture(manifest: dict, index: int) -> Picture:
+    """The ground truth of picture ``index`` (image id ``index + 1``) of the world whose manifest
+    is ``manifest``, drawn again as :func:`generate_world` drew it."""
+    return sample_picture(manifest["seed"], index, manifest.get("max_things", MAX_THINGS),
+                          manifest.get("min_things", 1), manifest.get("colours"))
+
+
+def _where_info(seed: int, split: str) -> dict:
+    return {**_info(seed, split),
+            "description": f"where questions about sphinx-mllm toy world {seed}, split {split}"}
 
 
 def _write_text_corpus(path: Path, seed: int, lines: int) -> None:

@@ -25,12 +25,13 @@ from ..data.files import read_json
 from ..eval.benchmarks import Benchmark, Item, get_benchmark
 from ..eval.benchmarks.base import task_prompt
 from ..eval.benchmarks.grounding import answer_box
+from ..eval.metrics.answers import normalize_vqa_answer
 from ..eval.runner import generate_answers, json_safe, read_answers, score_items
 from ..tasks import (COCO_KEYPOINTS, Box, Detection, Detections, Keypoints, Point, format_box,
                      format_detections, format_keypoints)
-from .dataset import generate_world
+from .dataset import generate_world, world_picture
 from .seeds import check_held_out_seed, read_manifest
-from .world import MAX_THINGS, check_colours, check_things
+from .world import MAX_THINGS, check_colours, check_things, position_word
 
 SUMMARY_KEYS = ("vqa_acc", "rec_acc50", "det_map50", "layout_map50", "pose_pck10",
                 "caption_cider_web", "caption_cider_synthetic", "highres_acc")
@@ -49,7 +50,8 @@ def _read_detection(root: Path, split: str, images: Path | None) -> list[Item]:
 @dataclasses.dataclass(frozen=True)
 class ToyTask:
     """One evaluated task: the benchmark record that reads and scores it, where its files are
-    relative to the world folder, and the scorer options."""
+    relative to the world folder, the scorer options, and whether an evaluation that names no
+    tasks scores it (``default``; the issue's tasks do, diagnostics only when named)."""
 
     name: str
     benchmark: Benchmark
@@ -57,6 +59,7 @@ class ToyTask:
     split_suffix: str = ""       # caption domains are splits S_web / S_synthetic
     images_in_split: bool = False
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    default: bool = True
 
     def items(self, world: Path, split: str) -> list[Item]:
         images = world / split if self.images_in_split else None
@@ -83,19 +86,29 @@ def toy_tasks() -> tuple[ToyTask, ...]:
                 images_in_split=True, options=CAPTION_OPTIONS),
         ToyTask("caption_synthetic", _budget("coco-captions", 160), split_suffix="_synthetic",
                 images_in_split=True, options=CAPTION_OPTIONS),
+        ToyTask("where", get_benchmark("vqav2"), root="where", images_in_split=True,
+                default=False),
     )
 
 
-def load_world_items(world: str | Path) -> dict[str, list[Item]]:
-    """Items of every toy task of a generated world, by task name."""
+def load_world_items(world: str | Path, tasks: Sequence[str] | None = None
+                     ) -> dict[str, list[Item]]:
+    """Items of the toy tasks of a generated world (those named in ``tasks``, default every one),
+    by task name; a task left out has none."""
     world = Path(world)
     split = read_manifest(world)["split"]
-    return {t.name: t.items(world, split) for t in toy_tasks()}
+    return {t.name: t.items(world, split) if tasks is None or t.name in tasks else []
+            for t in toy_tasks()}
 
 
 def task_names() -> tuple[str, ...]:
     """Names of the toy tasks, in the order :func:`evaluate` answers them."""
     return tuple(t.name for t in toy_tasks())
+
+
+def default_tasks() -> tuple[str, ...]:
+    """The tasks an evaluation that names none scores: all but the diagnostics (``where``)."""
+    return tuple(t.name for t in toy_tasks() if t.default)
 
 
 def check_tasks(tasks: Sequence[str]) -> list[str]:
@@ -217,6 +230,33 @@ def colour_question_choice(world: str | Path, items: Sequence[Item],
             "chance": chance / len(asked)}
 
 
+def where_choice(world: str | Path, items: Sequence[Item],
+                 answers: Mapping[Any, Mapping] | Sequence[Mapping]) -> dict:
+    """The where questions ("Where is the circle?", :func:`~.language.where_questions`) answered
+    about scenes of two or more shapes: ``{"n", "named", "other"}``, where ``named`` is VQA
+    accuracy (the named shape's place) and ``other`` the share of answers that give the place of
+    another shape of the scene instead (both None when ``n`` is 0). The named shape is the only
+    one of its kind and the only one at its place, so a model that finds it by its shape has
+    ``named`` well above ``other``; one that reads where the shapes are but not which one is
+    asked for splits its answers among their places."""
+    vqa, answers = _keyed("vqav2", answers)
+    manifest = read_manifest(world)
+    asked, other = [], 0
+    for item in items:
+        record = answers.get(vqa.key(item.ids))
+        image_id = int(Path(item.image).stem.rsplit("_", 1)[1])  # COCO_S_{image_id:012d}.jpg
+        picture = world_picture(manifest, image_id - 1)
+        if record is None or len(picture.things) < 2:
+            continue
+        places = {position_word(t.box, picture.width, picture.height) for t in picture.things}
+        asked.append(item)
+        other += normalize_vqa_answer(str(record["answer"])) in places - set(item.reference)
+    if not asked:
+        return {"n": 0, "named": None, "other": None}
+    return {"n": len(asked), "named": _fraction(score_items(vqa, asked, answers)["accuracy"]),
+            "other": other / len(asked)}
+
+
 def rec_by_objects(world: str | Path, items: Sequence[Item],
                    answers: Mapping[Any, Mapping] | Sequence[Mapping]) -> dict[int, dict]:
     """REC by the number of shapes in the scene: ``{count: {"n", "named", "other", "near"}}``
@@ -277,11 +317,13 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
 
     Returns ``{"summary": {SUMMARY_KEYS...}, "tasks": {task: metrics}, "vqa_families": {family:
     accuracy fraction}, "rec_by_objects": :func:`rec_by_objects`, "rec_by_colour":
-    :func:`rec_by_colour`, "colour_question_choice": :func:`colour_question_choice`}``. A summary
-    value is None only when the world has no item for it.
+    :func:`rec_by_colour`, "colour_question_choice": :func:`colour_question_choice`,
+    "where_choice": :func:`where_choice`}``. A summary value is None only when the world has no
+    item for it (or its task was not scored).
     ``rec_by_objects`` tells whether REC fails at reading a box (one shape) or at choosing the
     named shape among several; ``rec_by_colour`` whether that choice reads the shape or only the
-    colour; ``colour_question_choice`` whether VQA finds a shape named by its shape alone.
+    colour; ``colour_question_choice`` and ``where_choice`` whether a question finds a shape named
+    by its shape alone.
     """
     items = items or load_world_items(world)
     tasks = {t.name: t for t in toy_tasks()}
@@ -304,6 +346,7 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
     by_colour = rec_by_colour(world, items["rec"], answers["rec"]) if items["rec"] else {}
     colour_choice = (colour_question_choice(world, items["vqa"], answers["vqa"])
                      if items["vqa"] else {})
+    where = where_choice(world, items["where"], answers["where"]) if items.get("where") else {}
 
     def get(task: str, key: str) -> float | None:
         return _fraction(metrics[task][key]) if task in metrics else None
@@ -317,24 +360,22 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
     }
     return {"summary": summary, "tasks": metrics, "vqa_families": families,
             "rec_by_objects": by_objects, "rec_by_colour": by_colour,
-            "colour_question_choice": colour_choice}
+            "colour_question_choice": colour_choice, "where_choice": where}
 
 
 def evaluate(pipeline: Any, world: str | Path, out: str | Path, *, batch_size: int = 16,
              max_new_tokens: int | None = None, progress: bool = False,
              tasks: Sequence[str] | None = None) -> dict:
-    """Answer every toy task of ``world`` (or only those named in ``tasks``, checked by
-    :func:`check_tasks`) with ``pipeline`` (greedy; answers resumable in
+    """Answer the toy tasks of ``world`` named in ``tasks`` (checked by :func:`check_tasks`;
+    default :func:`default_tasks`) with ``pipeline`` (greedy; answers resumable in
     ``out/<task>.answers.jsonl``) and score them with :func:`score_world`; the summary keys of
     tasks left out are None.
 
     ``max_new_tokens`` caps every task's budget (for smoke tests; None keeps each task's own).
     """
     world, out = Path(world), Path(out)
-    items = load_world_items(world)
-    if tasks is not None:
-        tasks = check_tasks(tasks)
-        items = {name: (found if name in tasks else []) for name, found in items.items()}
+    tasks = default_tasks() if tasks is None else check_tasks(tasks)
+    items = load_world_items(world, tasks)
     answers = {}
     for task in toy_tasks():
         if not items[task.name]:
@@ -371,7 +412,7 @@ def reference_answers(items: Mapping[str, list[Item]]) -> dict[str, list[dict]]:
     """The answer records a perfect model would write (ground truth in the answer formats the
     training data uses), per task; scoring them must give 1.0 on every fraction."""
     def answer(task: str, item: Item) -> str:
-        if task == "vqa":
+        if task in ("vqa", "where"):
             return item.reference[0]
         if task == "rec":
             return format_box(item.frame.box_to_square(item.reference))
@@ -390,7 +431,7 @@ def evaluate_seed(pipeline: Any, seed: int, n: int, out: str | Path | None = Non
                   max_things: int = MAX_THINGS, min_things: int = 1,
                   colours: int | None = None) -> dict:
     """Generate held-out world ``seed`` with ``n`` pictures and :func:`evaluate` ``pipeline`` on it
-    (every task, or those named in ``tasks``). ``max_things`` / ``min_things`` bound the shapes
+    (the tasks named in ``tasks``, default :func:`default_tasks`). ``max_things`` / ``min_things`` bound the shapes
     per scene and ``colours`` their palette as in :func:`~.dataset.generate_world` (two-shape
     scenes ask REC for the choice alone; one colour a scene asks it to read the shape).
 
@@ -432,4 +473,11 @@ def format_scores(result: dict) -> str:
         label = "colour of a named shape"
         lines.append(f"  vqa {label:<22} {show(choice['accuracy'])}  (scenes of 2+ shapes; a "
                      f"scene colour at random: {show(choice['chance'])}; n = {choice['n']})")
+    if "where" in result.get("tasks", {}):
+        lines.append(f"  {'where (a diagnostic)':<26} "
+                     f"{show(_fraction(result['tasks']['where']['accuracy']))}")
+    where = result.get("where_choice") or {}
+    if where.get("n"):
+        lines.append(f"  where {'of 2+ shapes':<20} {show(where['named'])}  (another shape's "
+                     f"place: {show(where['other'])}; n = {where['n']})")
     return "\n".join(lines)

@@ -7,8 +7,8 @@
 
 Questions come in families (:data:`QUESTION_FAMILIES`); ``highres`` questions ask for a shape's
 1-pixel pattern, which only the full-resolution sub-image views can resolve. :func:`where_questions`
-are not among the world's questions: they are training data written on demand
-(:func:`~.dataset.write_where_questions`).
+are not among the world's VQA questions: the world writes them apart (``where/``), a diagnostic
+(``toy eval --tasks where``) and training data that a mixture names.
 """
 
 from __future__ import annotations
