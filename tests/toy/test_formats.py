@@ -169,5 +169,7 @@ def test_where_questions_ask_the_place_of_a_shape_named_by_its_shape(train_world
     annotations = json.loads((tmp_path / "where" / "v2_mscoco_train_annotations.json").read_text())
     assert {a["question_family"] for a in annotations["annotations"]} == {"where"}
     for name in ("v2_OpenEnded_mscoco_train_questions.json", "v2_mscoco_train_annotations.json"):
-        assert (tmp_path / "where" / name).read_bytes() == (train_world / "where" / name).read_bytes()
-    assert json.loads((train_world / "world.json").read_text())["counts"]["where_questions"] == written
+        assert (tmp_path / "where" / name).read_bytes() == \
+            (train_world / "where" / name).read_bytes()
+    manifest = json.loads((train_world / "world.json").read_text())
+    assert manifest["counts"]["where_questions"] == written

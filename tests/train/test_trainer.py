@@ -140,3 +140,30 @@ def test_export_writes_any_saved_step_as_a_model(tmp_path, tiny_config, capsys):
                        final.encoders.state_dict()["clip.model.embeddings.class_embedding"])
     with pytest.raises(SystemExit, match=r"of step 3; saved steps: \[2, 4\]"):
         main(["export", str(run), "--step", "3"])
+
+
+def test_two_exports_at_once_write_through_folders_of_their_own(tmp_path, tiny_config,
+                                                                 monkeypatch):
+    """An export of step 2 that runs while one of step 4 waits to publish must neither delete the
+    files the other has written nor publish them as its own (both once shared one temporary
+    folder, ``exported/final.tmp``)."""
+    from sphinx_mllm.train import state
+    from sphinx_mllm.train.trainer import export_checkpoint
+
+    run = tmp_path / "run"
+    final = sphinx_mllm.checkpoint.load(train(tiny_config(run, "steps=4", "save_every=2")))
+    publish = state.publish
+
+    def interleaved(tmp, target):
+        if target.name == "step-0000004":
+            export_checkpoint(run, step=2)
+        publish(tmp, target)
+
+    monkeypatch.setattr(state, "publish", interleaved)
+    export_checkpoint(run, step=4)
+    four = sphinx_mllm.checkpoint.load(run / "exported" / "step-0000004").state_dict()
+    two = sphinx_mllm.checkpoint.load(run / "exported" / "step-0000002")
+    for name, tensor in final.state_dict().items():
+        assert torch.equal(four[name], tensor), name
+    assert not torch.equal(two.llm.output.weight, final.llm.output.weight)
+    assert sorted(p.name for p in (run / "exported").iterdir()) == ["step-0000002", "step-0000004"]

@@ -431,9 +431,10 @@ def evaluate_seed(pipeline: Any, seed: int, n: int, out: str | Path | None = Non
                   max_things: int = MAX_THINGS, min_things: int = 1,
                   colours: int | None = None) -> dict:
     """Generate held-out world ``seed`` with ``n`` pictures and :func:`evaluate` ``pipeline`` on it
-    (the tasks named in ``tasks``, default :func:`default_tasks`). ``max_things`` / ``min_things`` bound the shapes
-    per scene and ``colours`` their palette as in :func:`~.dataset.generate_world` (two-shape
-    scenes ask REC for the choice alone; one colour a scene asks it to read the shape).
+    (the tasks named in ``tasks``, default :func:`default_tasks`). ``max_things`` /
+    ``min_things`` bound the shapes per scene and ``colours`` their palette as in
+    :func:`~.dataset.generate_world` (two-shape scenes ask REC for the choice alone; one colour a
+    scene asks it to read the shape).
 
     ``out`` keeps the world (``out/world``) and the answers (``out/answers``); by default both go
     to a temporary folder that is removed afterwards. Training seeds are refused.

@@ -359,7 +359,7 @@ def export_final(model: SphinxModel, cfg: TrainConfig, prepared: Prepared, d: di
 
         specs = [ours.TensorSpec(n, tuple(t.shape), dtype if t.is_floating_point() else t.dtype)
                  for n, t in canonical.items()]
-        tmp = final.with_name("final.tmp")
+        tmp = final.with_name(final.name + ".tmp")  # one per target: exports of two steps at once
         shutil.rmtree(tmp, ignore_errors=True)
         ours.write(tmp, prepared.config, prepared.tokenizer_path, specs, produce)
         state.publish(tmp, final)
