@@ -22,6 +22,15 @@ def read_json(path: Path) -> object:
         return json.load(f)
 
 
+def write_json(path: Path, data: object) -> None:
+    """Compact JSON at ``path`` (parents made), written to ``PATH.tmp`` and renamed: the file
+    appears under its name only when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, separators=(",", ":")))
+    tmp.replace(path)
+
+
 def read_jsonl(path: Path, skips: Skips) -> Iterator[tuple[str, object]]:
     """(``"line N"``, record) for every parseable line; bad lines are skipped and counted."""
     with open(path, encoding="utf-8") as f:

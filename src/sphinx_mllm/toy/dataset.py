@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data import layouts
+from ..data.files import write_json
 from ..data.mixture import SourceConfig
 from ..tasks import COCO_KEYPOINTS, Box
 from . import language
@@ -194,17 +195,10 @@ def _write_vqa(out: Path, split: str, info: dict, questions: list[dict],
     """The VQAv2 question and annotation files of ``split`` under ``out`` (names from
     :func:`~sphinx_mllm.data.layouts.vqav2`), the annotations last."""
     files = layouts.vqav2(out, split)
-    _write_json(files.questions, {"info": info, "task_type": "Open-Ended", "data_type": "mscoco",
+    write_json(files.questions, {"info": info, "task_type": "Open-Ended", "data_type": "mscoco",
                                   "data_subtype": split, "questions": questions})
-    _write_json(files.annotations, {"info": info, "data_type": "mscoco", "data_subtype": split,
+    write_json(files.annotations, {"info": info, "data_type": "mscoco", "data_subtype": split,
                                     "annotations": answers})
-
-
-def _write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, separators=(",", ":")))
-    tmp.replace(path)
 
 
 def _info(seed: int, split: str) -> dict:
@@ -243,25 +237,25 @@ def generate_world(seed: int, n: int, out: str | Path, *, text_lines: int | None
     instances = {"info": info, "images": files.images["scene"], "annotations": files.instances,
                  "categories": [{"id": i + 1, "name": name, "supercategory": name.split()[-1]}
                                 for i, name in enumerate(CATEGORIES)]}
-    _write_json(out / "annotations" / f"instances_{split}.json", instances)
-    _write_json(out / "refcoco" / "instances.json", instances)
+    write_json(out / "annotations" / f"instances_{split}.json", instances)
+    write_json(out / "refcoco" / "instances.json", instances)
     (out / "refcoco" / "refs(unc).p").write_bytes(pickle.dumps(files.refs, protocol=2))
-    _write_json(out / "annotations" / f"person_keypoints_{split}.json", {
+    write_json(out / "annotations" / f"person_keypoints_{split}.json", {
         "info": info, "images": files.images["people"], "annotations": files.keypoints,
         "categories": [{"id": 1, "name": "person", "supercategory": "person",
                         "keypoints": [k.replace(" ", "_") for k in COCO_KEYPOINTS],
                         "skeleton": _COCO_SKELETON_IDS}]})
     for domain, anns in files.captions.items():
-        _write_json(out / "annotations" / f"captions_{split}_{domain}.json",
+        write_json(out / "annotations" / f"captions_{split}_{domain}.json",
                     {"info": info, "images": files.images["all"], "annotations": anns})
     _write_vqa(out, split, info, files.questions, files.answers)
     _write_vqa(out / "where", split, _where_info(seed, split), files.where_questions,
                files.where_answers)
-    _write_json(out / f"{split}.json", {
+    write_json(out / f"{split}.json", {
         "images": files.images["page"], "annotations": files.layout,
         "categories": [{"id": i + 1, "name": c, "supercategory": ""}
                        for i, c in enumerate(LAYOUT_CATEGORIES)]})
-    _write_json(out / f"conversations_{split}.json", files.conversations)
+    write_json(out / f"conversations_{split}.json", files.conversations)
     _write_text_corpus(out / f"text_{split}.jsonl", seed, n if text_lines is None else text_lines)
     manifest = {
         "generator": "sphinx-mllm toy world", "version": GENERATOR_VERSION, "seed": seed, "n": n,
@@ -275,7 +269,7 @@ def generate_world(seed: int, n: int, out: str | Path, *, text_lines: int | None
                    "captions_web": len(files.captions["web"]),
                    "captions_synthetic": len(files.captions["synthetic"])},
     }
-    _write_json(out / MANIFEST, manifest)
+    write_json(out / MANIFEST, manifest)
     return manifest
 
 

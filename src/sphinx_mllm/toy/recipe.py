@@ -359,8 +359,7 @@ def write_question_subset(world: str | Path, out: str | Path, family: str = "col
     ``family`` questions about scenes of at least ``min_shapes`` shapes ("What color is the
     circle?" there names the shape by its shape alone); the images stay in ``world`` (a
     mixture's ``root``). Returns how many questions were kept."""
-    from ..data.files import read_json
-    from .dataset import _write_json
+    from ..data.files import read_json, write_json
     from .evaluate import question_families, scene_shapes
     from .seeds import read_manifest
 
@@ -375,8 +374,8 @@ def write_question_subset(world: str | Path, out: str | Path, family: str = "col
     questions["questions"] = [q for q in questions["questions"] if q["question_id"] in kept]
     annotations["annotations"] = [a for a in annotations["annotations"]
                                   if a["question_id"] in kept]
-    _write_json(written.questions, questions)  # the annotations last and atomically: the
-    _write_json(written.annotations, annotations)  # stage counts as done once they exist
+    write_json(written.questions, questions)  # the annotations last and atomically: the
+    write_json(written.annotations, annotations)  # stage counts as done once they exist
     return len(kept)
 
 
