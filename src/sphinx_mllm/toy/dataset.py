@@ -196,9 +196,9 @@ def _write_vqa(out: Path, split: str, info: dict, questions: list[dict],
     :func:`~sphinx_mllm.data.layouts.vqav2`), the annotations last."""
     files = layouts.vqav2(out, split)
     write_json(files.questions, {"info": info, "task_type": "Open-Ended", "data_type": "mscoco",
-                                  "data_subtype": split, "questions": questions})
+                                 "data_subtype": split, "questions": questions})
     write_json(files.annotations, {"info": info, "data_type": "mscoco", "data_subtype": split,
-                                    "annotations": answers})
+                                   "annotations": answers})
 
 
 def _info(seed: int, split: str) -> dict:
@@ -247,7 +247,7 @@ def generate_world(seed: int, n: int, out: str | Path, *, text_lines: int | None
                         "skeleton": _COCO_SKELETON_IDS}]})
     for domain, anns in files.captions.items():
         write_json(out / "annotations" / f"captions_{split}_{domain}.json",
-                    {"info": info, "images": files.images["all"], "annotations": anns})
+                   {"info": info, "images": files.images["all"], "annotations": anns})
     _write_vqa(out, split, info, files.questions, files.answers)
     _write_vqa(out / "where", split, _where_info(seed, split), files.where_questions,
                files.where_answers)
