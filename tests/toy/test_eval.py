@@ -172,19 +172,20 @@ def test_colour_question_choice_against_a_scene_colour_at_random(eval_world):
 
 def test_where_choice_tells_the_named_place_from_another_shapes(eval_world):
     """Where questions about scenes of two or more shapes answered with another shape's place
-    count as ``other``, not ``named``; the questions about lone shapes are left out (counted
-    from the world's ground truth, seed 1000, 40 pictures)."""
+    count as ``other``, not ``named``; the questions about lone shapes are left out (places
+    counted from the world's RefCOCO instances, seed 1000, 40 pictures)."""
     items = load_world_items(eval_world, ["where"])
     assert not items["vqa"] and items["where"]
     answers = reference_answers(items)["where"]
-    scenes = {image_file("val", i + 1): sample_picture(1000, i) for i in range(40)}
-    wrong, lone = list(answers), 0
+    sizes = {im["file_name"]: (im["width"], im["height"]) for im in json.loads(
+        (eval_world / "refcoco" / "instances.json").read_text())["images"]}
+    scenes, wrong, lone = scene_shapes(eval_world), list(answers), 0
     for k, item in enumerate(items["where"]):
-        picture = scenes[item.image.name]
-        if len(picture.things) < 2:
+        scene = scenes[item.image.name]
+        if len(scene) < 2:
             lone += 1
             continue
-        places = {position_word(t.box, picture.width, picture.height) for t in picture.things}
+        places = {position_word(box, *sizes[item.image.name]) for _, box in scene}
         assert item.reference[0] in places
         wrong[k] = {**wrong[k], "answer": sorted(places - {item.reference[0]})[0]}
     n = len(items["where"]) - lone
@@ -193,8 +194,10 @@ def test_where_choice_tells_the_named_place_from_another_shapes(eval_world):
     result = score_world(eval_world, {"where": wrong}, items)
     assert result["where_choice"] == {"n": n, "named": 0.0, "other": 1.0}
     assert result["summary"]["vqa_acc"] is None
-    assert re.search(r"^  where of 2\+ shapes +0\.000  \(another shape's place: 1\.000; "
-                     rf"n = {n}\)$", format_scores({**result, "rec_by_objects": {}}), re.M)
+    table = format_scores(result)
+    assert re.search(r"^  where \(a diagnostic\) +\d\.\d{3}$", table, re.M)
+    assert re.search(rf"^  where of 2\+ shapes +0\.000  \(another shape's place: 1\.000; "
+                     rf"n = {n}\)$", table, re.M)
     assert where_choice(eval_world, items["where"], []) == {"n": 0, "named": None, "other": None}
 
 
@@ -224,6 +227,18 @@ def test_toy_eval_cli_on_a_random_model(tmp_path, capsys):
     # where is a diagnostic: scored when named, not by default
     assert set(task_names()) - set(default_tasks()) == {"where"}
     assert not (tmp_path / "answers" / "where.answers.jsonl").exists()
+
+
+def test_toy_eval_cli_scores_the_where_questions_when_asked(tmp_path, capsys):
+    code = cli.main(["toy", "eval", "--model", "toy-world", "--seed", "1001", "--n", "12",
+                     "--tasks", "where", "--max-new-tokens", "3", "--out", str(tmp_path)])
+    assert code == 0
+    assert re.search(r"^  where \(a diagnostic\) +\d\.\d{3}$", capsys.readouterr().out, re.M)
+    assert [p.name for p in (tmp_path / "answers").glob("*.answers.jsonl")] == \
+        ["where.answers.jsonl"]
+    scores = json.loads((tmp_path / "answers" / "scores.json").read_text())
+    assert set(scores["tasks"]) == {"where"} and scores["where_choice"]["n"] > 0
+    assert all(value is None for value in scores["summary"].values())
 
 
 def test_toy_eval_cli_scores_only_the_tasks_asked(tmp_path, capsys):

@@ -316,7 +316,8 @@ def _write_text_corpus(path: Path, seed: int, lines: int) -> None:
 
 def world_sources(world: str | Path) -> list[SourceConfig]:
     """Every source of a generated world as mixture entries (adapter format, root, split and
-    image folder), in the order of the module docstring's table."""
+    image folder), in the order of the module docstring's table, except the where questions: the
+    recipe's sources (its tokenizer reads them), which predate ``where/``."""
     world = Path(world)
     split = read_manifest(world)["split"]
     images = world / split

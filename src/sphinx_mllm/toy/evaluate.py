@@ -93,12 +93,12 @@ def toy_tasks() -> tuple[ToyTask, ...]:
 
 def load_world_items(world: str | Path, tasks: Sequence[str] | None = None
                      ) -> dict[str, list[Item]]:
-    """Items of the toy tasks of a generated world (those named in ``tasks``, default every one),
-    by task name; a task left out has none."""
+    """Items of the toy tasks of a generated world (those named in ``tasks``, checked by
+    :func:`check_tasks`; default every one), by task name; a task left out has none."""
     world = Path(world)
     split = read_manifest(world)["split"]
-    return {t.name: t.items(world, split) if tasks is None or t.name in tasks else []
-            for t in toy_tasks()}
+    named = task_names() if tasks is None else check_tasks(tasks)
+    return {t.name: t.items(world, split) if t.name in named else [] for t in toy_tasks()}
 
 
 def task_names() -> tuple[str, ...]:
@@ -241,11 +241,13 @@ def where_choice(world: str | Path, items: Sequence[Item],
     asked for splits its answers among their places."""
     vqa, answers = _keyed("vqav2", answers)
     manifest = read_manifest(world)
+    image_ids = {image["file_name"]: image["id"]
+                 for image in read_json(Path(world) / "refcoco" / "instances.json")["images"]}
     asked, other = [], 0
     for item in items:
         record = answers.get(vqa.key(item.ids))
-        image_id = int(Path(item.image).stem.rsplit("_", 1)[1])  # COCO_S_{image_id:012d}.jpg
-        picture = world_picture(manifest, image_id - 1)
+        # the exact boxes, drawn again (instances.json rounds them to 0.01 px)
+        picture = world_picture(manifest, image_ids[Path(item.image).name] - 1)
         if record is None or len(picture.things) < 2:
             continue
         places = {position_word(t.box, picture.width, picture.height) for t in picture.things}
@@ -325,7 +327,7 @@ def score_world(world: str | Path, answers: Mapping[str, Mapping | Sequence[Mapp
     colour; ``colour_question_choice`` and ``where_choice`` whether a question finds a shape named
     by its shape alone.
     """
-    items = items or load_world_items(world)
+    items = items or load_world_items(world, default_tasks())
     tasks = {t.name: t for t in toy_tasks()}
     metrics = {}
     for name, task_items in items.items():

@@ -59,6 +59,7 @@ import yaml
 
 from ..config import STEMS, SphinxConfig
 from ..data import layouts
+from ..data.files import read_json, write_json
 from .seeds import HELD_OUT_START, TRAIN_SPLIT
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "toy"
@@ -359,7 +360,6 @@ def write_question_subset(world: str | Path, out: str | Path, family: str = "col
     ``family`` questions about scenes of at least ``min_shapes`` shapes ("What color is the
     circle?" there names the shape by its shape alone); the images stay in ``world`` (a
     mixture's ``root``). Returns how many questions were kept."""
-    from ..data.files import read_json, write_json
     from .evaluate import question_families, scene_shapes
     from .seeds import read_manifest
 
