@@ -13,6 +13,7 @@ from ..config import SphinxConfig
 from ..processing import Processor
 from ..tokenizer import Tokenizer
 from .adapters import read_samples
+from .files import written
 from .mixture import load_mixture, read_mixture_config
 from .sample import Sample, Skips
 
@@ -28,19 +29,11 @@ def write_jsonl(samples: Iterable[Sample], out: str | Path) -> int:
 
     The file appears under its name only when complete (written to ``OUT.tmp``, then renamed).
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
     count = 0
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for sample in samples:
-                f.write(json.dumps(sample.to_json(), ensure_ascii=False) + "\n")
-                count += 1
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(out)
+    with written(Path(out)) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for sample in samples:
+            f.write(json.dumps(sample.to_json(), ensure_ascii=False) + "\n")
+            count += 1
     return count
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -22,13 +23,25 @@ def read_json(path: Path) -> object:
         return json.load(f)
 
 
-def write_json(path: Path, data: object) -> None:
-    """Compact JSON at ``path`` (parents made), written to ``PATH.tmp`` and renamed: the file
-    appears under its name only when complete."""
+@contextmanager
+def written(path: Path) -> Iterator[Path]:
+    """The path to write ``path``'s contents to: ``PATH.tmp`` beside it (parents made), renamed
+    to ``path`` when the block ends and removed when it raises, so the file appears under its
+    name only when complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, separators=(",", ":")))
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)
+
+
+def write_json(path: Path, data: object) -> None:
+    """Compact JSON at ``path``, appearing only when complete (:func:`written`)."""
+    with written(path) as tmp:
+        tmp.write_text(json.dumps(data, separators=(",", ":")))
 
 
 def read_jsonl(path: Path, skips: Skips) -> Iterator[tuple[str, object]]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data import layouts
-from ..data.files import write_json
+from ..data.files import write_json, written
 from ..data.mixture import SourceConfig
 from ..tasks import COCO_KEYPOINTS, Box
 from . import language
@@ -303,15 +303,13 @@ def _where_info(seed: int, split: str) -> dict:
 
 def _write_text_corpus(path: Path, seed: int, lines: int) -> None:
     """Captions of pictures that are never rendered: language about the world without images."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with written(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for k in range(lines):
             picture = sample_picture(seed, TEXT_INDEX_OFFSET + k)
             rng = random.Random(f"text:{seed}:{k}")
             text = (language.synthetic_caption(picture) if rng.random() < 0.5
                     else language.web_caption(picture, rng))
             f.write(json.dumps({"id": k, "text": text}) + "\n")
-    tmp.replace(path)
 
 
 def world_sources(world: str | Path) -> list[SourceConfig]:

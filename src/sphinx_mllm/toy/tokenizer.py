@@ -24,6 +24,7 @@ import sentencepiece as spm
 from ..config import TOY_VOCAB
 from ..conversation import SYSTEM, render
 from ..data import read_samples
+from ..data.files import written
 from ..tasks.formats import coordinate_texts
 from ..tokenizer import Tokenizer
 from .dataset import world_sources
@@ -64,8 +65,6 @@ def train_tokenizer(world: str | Path, out: str | Path, vocab_size: int = DEFAUL
         remove_extra_whitespaces=False, normalization_rule_name="identity",
         allow_whitespace_only_pieces=True, num_threads=1, minloglevel=2)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(model.getvalue())
-    tmp.replace(out)
+    with written(out) as tmp:
+        tmp.write_bytes(model.getvalue())
     return Tokenizer.from_file(out)
