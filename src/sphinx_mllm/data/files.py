@@ -1,4 +1,5 @@
-"""Reading annotation files: JSON, JSONL, and pickles restricted to plain builtin data."""
+"""Annotation files: reading JSON, JSONL and pickles restricted to plain builtin data; writing files
+that appear under their names only when complete."""
 
 from __future__ import annotations
 
