@@ -21,7 +21,7 @@ def test_written_publishes_on_success_and_leaves_the_old_file_on_failure(tmp_pat
     assert sorted(p.name for p in path.parent.iterdir()) == ["out.json"]  # no .tmp left
 
 
-def test_write_jsonl_that_fails_midway_leaves_nothing(tmp_path):
+def test_write_jsonl_whose_writer_fails_leaves_no_file(tmp_path):
     class Broken:
         def to_json(self):
             raise ValueError("bad sample")

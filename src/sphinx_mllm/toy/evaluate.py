@@ -246,9 +246,11 @@ def where_choice(world: str | Path, items: Sequence[Item],
     asked, other = [], 0
     for item in items:
         record = answers.get(vqa.key(item.ids))
+        if record is None:
+            continue
         # the exact boxes, drawn again (instances.json rounds them to 0.01 px)
         picture = world_picture(manifest, image_ids[Path(item.image).name] - 1)
-        if record is None or len(picture.things) < 2:
+        if len(picture.things) < 2:
             continue
         places = {position_word(t.box, picture.width, picture.height) for t in picture.things}
         asked.append(item)
