@@ -179,13 +179,16 @@ def test_collate_pads_right(mixture_yaml):
 
 def test_stats(mixture_yaml):
     stats = mixture_stats(mixture_yaml, Tokenizer.from_file(TOKENIZER), "toy")
-    assert [(s.samples, s.skipped) for s in stats] == [(10, 1), (3, 0)]
+    assert [(s.samples, s.skipped, s.weight) for s in stats] == [(10, 1, 1.0), (3, 0, 2.0)]
+    assert [s.share for s in stats] == pytest.approx([10 / 16, 6 / 16])  # weight x samples
     processor = Processor(Tokenizer.from_file(TOKENIZER), SphinxConfig.from_name("toy"))
     mixture = load_mixture(read_mixture_config(mixture_yaml))
     longest = max(len(processor.encode_training(s.messages, s.image is not None).input_ids)
                   for s in mixture.samples[:10])
     assert stats[0].percentiles[100] == longest  # visual placeholders counted
-    assert format_stats(stats).splitlines()[0].split()[:4] == ["source", "type", "samples", "skipped"]
+    table = [line.split() for line in format_stats(stats).splitlines()]
+    assert table[0][:6] == ["source", "type", "samples", "skipped", "weight", "draws"]
+    assert [row[4:6] for row in table[1:]] == [["1", "62.5%"], ["2", "37.5%"]]
 
 
 def test_example_config_parses():

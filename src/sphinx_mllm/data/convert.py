@@ -48,12 +48,16 @@ def convert(format: str, root: str | Path, out: str | Path, *, images: str | Pat
 
 @dataclass(frozen=True)
 class SourceStats:
-    """Counts and token lengths (visual placeholders included) of one mixture source."""
+    """Counts, share of the draws and token lengths (visual placeholders included) of one mixture
+    source. ``share`` is the expected fraction of an epoch's draws that come from it: its weight
+    times its samples over the same sum for every source (``TypeGroupedBatchSampler``)."""
 
     name: str
     type: str
     samples: int
     skipped: int
+    weight: float
+    share: float
     percentiles: dict[int, float]
 
 
@@ -62,25 +66,29 @@ PERCENTILES = (50, 90, 99, 100)
 
 def mixture_stats(config: str | Path, tokenizer: Tokenizer, preset: str,
                   seed: int = 0) -> list[SourceStats]:
-    """Per-source sample and skip counts, and token-length percentiles for ``preset``."""
+    """Per-source sample and skip counts, weights and shares of the draws, and token-length
+    percentiles for ``preset``."""
     processor = Processor(tokenizer, SphinxConfig.from_name(preset))
     mixture = load_mixture(read_mixture_config(config), seed)
     lengths: dict[int, list[int]] = {i: [] for i in range(len(mixture.sources))}
     for sample, source in zip(mixture.samples, mixture.source_index):
         encoded = processor.encode_training(sample.messages, sample.image is not None)
         lengths[source].append(len(encoded.input_ids))
+    mass = [source.weight * len(lengths[i]) for i, source in enumerate(mixture.sources)]
     stats = []
     for i, source in enumerate(mixture.sources):
         values = np.asarray(lengths[i] or [0])
         stats.append(SourceStats(source.name, source.type, len(lengths[i]), mixture.skips[i].total,
+                                 source.weight, mass[i] / (sum(mass) or 1),
                                  {p: float(np.percentile(values, p)) for p in PERCENTILES}))
     return stats
 
 
 def format_stats(stats: list[SourceStats]) -> str:
     """A plain-text table of :func:`mixture_stats`."""
-    head = ["source", "type", "samples", "skipped"] + [f"p{p}" for p in PERCENTILES]
-    rows = [[s.name, s.type, str(s.samples), str(s.skipped)]
+    head = (["source", "type", "samples", "skipped", "weight", "draws"]
+            + [f"p{p}" for p in PERCENTILES])
+    rows = [[s.name, s.type, str(s.samples), str(s.skipped), f"{s.weight:g}", f"{s.share:.1%}"]
             + [f"{s.percentiles[p]:.0f}" for p in PERCENTILES] for s in stats]
     widths = [max(len(r[c]) for r in [head] + rows) for c in range(len(head))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()
