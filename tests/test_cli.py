@@ -92,10 +92,11 @@ def test_data_stats_counts_visual_tokens(tmp_path, capsys):
                    "    type: image_text\n")
     assert main(["data", "stats", str(cfg), "--preset", "sphinx-1k"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[:4] == ["source", "type", "samples", "skipped"]
+    assert table[0].split()[:7] == ["source", "type", "samples", "skipped", "weight", "draws",
+                                    "p50"]
     row = table[1].split()
-    assert row[2:4] == ["1", "1"]
-    assert int(row[4]) > 1455  # median length includes the 1455 visual tokens
+    assert row[2:6] == ["1", "1", "1", "100.0%"]
+    assert int(row[6]) > 1455  # median length includes the 1455 visual tokens
 
 
 def test_clear_errors_for_bad_files(tmp_path):
