@@ -632,7 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--out", required=True, help="output .jsonl")
     conv.add_argument("--seed", type=int, default=0, help="seed of the per-sample prompt choice")
     conv.set_defaults(func=cmd_data_convert)
-    stats = data_sub.add_parser("stats", help="per-source counts and token-length percentiles")
+    stats = data_sub.add_parser(
+        "stats", help="per-source counts, shares of the draws and token-length percentiles")
     stats.add_argument("config", help="mixture YAML (LLaMA2-Accessory META list + format/weight)")
     stats.add_argument("--preset", default="sphinx-1k", help="counts this preset's visual tokens")
     stats.add_argument("--tokenizer", help="tokenizer.model (default: the bundled toy tokenizer)")
