@@ -75,11 +75,12 @@ def mixture_stats(config: str | Path, tokenizer: Tokenizer, preset: str,
         encoded = processor.encode_training(sample.messages, sample.image is not None)
         lengths[source].append(len(encoded.input_ids))
     mass = [source.weight * len(lengths[i]) for i, source in enumerate(mixture.sources)]
+    total = sum(mass) or 1
     stats = []
     for i, source in enumerate(mixture.sources):
         values = np.asarray(lengths[i] or [0])
         stats.append(SourceStats(source.name, source.type, len(lengths[i]), mixture.skips[i].total,
-                                 source.weight, mass[i] / (sum(mass) or 1),
+                                 source.weight, mass[i] / total,
                                  {p: float(np.percentile(values, p)) for p in PERCENTILES}))
     return stats
 
